@@ -1,0 +1,252 @@
+//! Decoding audio files to mono `f32` samples with symphonia.
+//!
+//! Supported: WAV (PCM 8/16/24/32-bit integer and 32/64-bit float), FLAC, OGG/Vorbis, MP3
+//! (and whatever else symphonia's `all-codecs`/`all-formats` features bring: AIFF, CAF, MP4/AAC,
+//! MKV). Channels are mixed down to mono by averaging. Integer PCM is scaled to `[-1, 1]`;
+//! 16-bit PCM follows [`Int16Scale`] so that features match the reference pipeline exactly.
+//!
+//! Every failure is an [`AudioError`] naming the file; no input makes this module panic.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use symphonia::core::audio::GenericAudioBufferRef;
+use symphonia::core::codecs::audio::{AudioCodecId, AudioDecoderOptions};
+use symphonia::core::errors::Error as SymError;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, TrackType};
+use symphonia::core::io::{MediaSource, MediaSourceStream};
+use symphonia::core::meta::MetadataOptions;
+
+use crate::error::{AudioError, Result};
+
+/// How 16-bit integer PCM is mapped to floats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Int16Scale {
+    /// Divide by 32 767, as PANNs' `int16_to_float32` does (method-spec §1.1). Default.
+    #[default]
+    Panns,
+    /// Divide by 32 768, as libsndfile, librosa and symphonia do.
+    Full,
+}
+
+/// Options of [`decode_file_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// Scaling of 16-bit PCM.
+    pub int16_scale: Int16Scale,
+}
+
+/// A decoded clip: mono samples at the file's own rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// Mono samples (channel average), nominally in `[-1, 1]`.
+    pub samples: Vec<f32>,
+    /// The file's sample rate in Hz.
+    pub sample_rate: u32,
+    /// Number of channels in the file before the mix-down.
+    pub channels: usize,
+}
+
+impl Decoded {
+    /// Duration in seconds.
+    pub fn duration_s(&self) -> f64 {
+        self.samples.len() as f64 / f64::from(self.sample_rate)
+    }
+}
+
+/// Decodes an audio file to mono with default options ([`Int16Scale::Panns`]).
+pub fn decode_file(path: &Path) -> Result<Decoded> {
+    decode_file_with(path, DecodeOptions::default())
+}
+
+/// Decodes an audio file to mono.
+pub fn decode_file_with(path: &Path, options: DecodeOptions) -> Result<Decoded> {
+    let file = File::open(path).map_err(|source| AudioError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    decode_source(Box::new(file), hint, path.to_path_buf(), options)
+}
+
+/// Decodes an in-memory encoded file (`name` is used in error messages and, through its
+/// extension, as a format hint).
+pub fn decode_bytes(bytes: Vec<u8>, name: &str, options: DecodeOptions) -> Result<Decoded> {
+    let mut hint = Hint::new();
+    if let Some(ext) = Path::new(name).extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    decode_source(
+        Box::new(std::io::Cursor::new(bytes)),
+        hint,
+        PathBuf::from(name),
+        options,
+    )
+}
+
+fn decode_source(
+    source: Box<dyn MediaSource>,
+    hint: Hint,
+    path: PathBuf,
+    options: DecodeOptions,
+) -> Result<Decoded> {
+    let mss = MediaSourceStream::new(source, Default::default());
+    let mut format = symphonia::default::get_probe()
+        .probe(
+            &hint,
+            mss,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
+        .map_err(|e| classify(e, &path))?;
+
+    let track = format
+        .default_track(TrackType::Audio)
+        .ok_or_else(|| AudioError::Unsupported {
+            path: path.clone(),
+            detail: "no audio track".into(),
+        })?;
+    let track_id = track.id;
+    // Only lossless codecs announce an exact frame count; lossy ones pad or trim (encoder delay).
+    let params_frames = track.num_frames.filter(|_| {
+        track
+            .codec_params
+            .as_ref()
+            .and_then(|p| p.audio())
+            .is_some_and(|p| is_exact_length_codec(p.codec))
+    });
+    let params = track
+        .codec_params
+        .as_ref()
+        .and_then(|p| p.audio())
+        .ok_or_else(|| AudioError::Unsupported {
+            path: path.clone(),
+            detail: "track has no audio codec parameters".into(),
+        })?
+        .clone();
+    let mut decoder = symphonia::default::get_codecs()
+        .make_audio_decoder(&params, &AudioDecoderOptions::default())
+        .map_err(|e| classify(e, &path))?;
+
+    let mut mono: Vec<f32> = Vec::new();
+    let mut sample_rate = params.sample_rate;
+    let mut channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
+    let mut planes: Vec<Vec<f32>> = Vec::new();
+
+    loop {
+        let packet = match format.next_packet() {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
+            // A stream that ends mid-packet: symphonia reports an unexpected EOF.
+            Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(AudioError::Corrupt {
+                    path,
+                    detail: format!("stream truncated after {} decoded samples", mono.len()),
+                });
+            }
+            Err(e) => return Err(classify(e, &path)),
+        };
+        if packet.track_id != track_id {
+            continue;
+        }
+        let buf = decoder.decode(&packet).map_err(|e| classify(e, &path))?;
+        let spec = buf.spec();
+        sample_rate = Some(spec.rate());
+        channels = spec.channels().count();
+        mix_down(&buf, &mut planes, &mut mono);
+    }
+
+    let sample_rate = sample_rate.ok_or_else(|| AudioError::Unsupported {
+        path: path.clone(),
+        detail: "unknown sample rate".into(),
+    })?;
+    if mono.is_empty() {
+        return Err(AudioError::Empty { path });
+    }
+    if let Some(expected) = params_frames
+        && (mono.len() as u64) < expected
+    {
+        return Err(AudioError::Corrupt {
+            path,
+            detail: format!(
+                "stream truncated: header announces {expected} frames, only {} decoded",
+                mono.len()
+            ),
+        });
+    }
+    // symphonia maps 16-bit PCM (in any container: WAV, FLAC, …) to v / 32768 exactly; PANNs
+    // divides by 32767.
+    if params.bits_per_sample == Some(16) && options.int16_scale == Int16Scale::Panns {
+        let k = 32_768.0f64 / 32_767.0;
+        for v in &mut mono {
+            *v = (f64::from(*v) * k) as f32;
+        }
+    }
+    let mut bad = mono.iter().enumerate().filter(|(_, v)| !v.is_finite());
+    if let Some((first_index, _)) = bad.next() {
+        let count = 1 + bad.count();
+        return Err(AudioError::NonFinite {
+            path,
+            count,
+            first_index,
+        });
+    }
+    Ok(Decoded {
+        samples: mono,
+        sample_rate,
+        channels: channels.max(1),
+    })
+}
+
+/// Appends the channel average of `buf` to `mono`.
+fn mix_down(buf: &GenericAudioBufferRef<'_>, planes: &mut Vec<Vec<f32>>, mono: &mut Vec<f32>) {
+    let frames = buf.frames();
+    if frames == 0 {
+        return;
+    }
+    buf.copy_to_vecs_planar(planes);
+    let n = planes.len().max(1) as f32;
+    let start = mono.len();
+    mono.resize(start + frames, 0.0);
+    for plane in planes.iter() {
+        for (o, &s) in mono[start..].iter_mut().zip(plane.iter()) {
+            *o += s;
+        }
+    }
+    if n > 1.0 {
+        for o in &mut mono[start..] {
+            *o /= n;
+        }
+    }
+}
+
+fn is_exact_length_codec(id: AudioCodecId) -> bool {
+    use symphonia::core::codecs::audio::well_known::*;
+    (CODEC_ID_PCM_S32LE..=CODEC_ID_PCM_MULAW).contains(&id) || id == CODEC_ID_FLAC
+}
+
+fn classify(e: SymError, path: &Path) -> AudioError {
+    let path = path.to_path_buf();
+    match e {
+        SymError::Unsupported(what) => AudioError::Unsupported {
+            path,
+            detail: what.to_string(),
+        },
+        SymError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            AudioError::Corrupt {
+                path,
+                detail: "unexpected end of stream".into(),
+            }
+        }
+        SymError::IoError(source) => AudioError::Unreadable { path, source },
+        other => AudioError::Corrupt {
+            path,
+            detail: other.to_string(),
+        },
+    }
+}

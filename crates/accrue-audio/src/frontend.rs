@@ -1,0 +1,527 @@
+//! The PANNs log-mel front end as a Burn module.
+//!
+//! Paper: Kong et al., "PANNs: Large-Scale Pretrained Audio Neural Networks for Audio Pattern
+//! Recognition", TASLP 2020. Reference implementation: `qiuqiangkong/torchlibrosa`
+//! (`torchlibrosa/stft.py`: `Spectrogram`, `LogmelFilterBank`; `augmentation.py`:
+//! `SpecAugmentation`) as used by `qiuqiangkong/audioset_tagging_cnn:pytorch/models.py`.
+//! Exact specification: method-spec §1.1–1.3.
+//!
+//! Pipeline, for a batch of waveforms `[B, L]`:
+//! reflect-pad `n_fft/2` → STFT with a periodic Hann window → power (`re² + im²`) →
+//! `· melW` (Slaney mel filterbank) → `10·log10(max(x, amin)) − 10·log10(max(amin, ref))`
+//! (optional top-dB clipping) → `[B, 1, T, n_mels]` → `bn0` over the mel axis →
+//! SpecAugment (training mode only).
+//!
+//! The STFT runs either as an FFT ([`StftImpl::Fft`], fast, the default) or as a matrix product
+//! with the stored `conv_real`/`conv_imag` kernels ([`StftImpl::Kernels`], the torchlibrosa
+//! computation, bit-for-bit the kernels of a loaded checkpoint). Both are differentiable and run
+//! on every backend. The kernels and `melW` are frozen parameters, so a PANNs checkpoint loads
+//! into this module unchanged (see [`panns_key_remaps`]).
+
+use burn::config::Config;
+use burn::module::{Flag, Module, Param};
+use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::tensor::ops::PadMode;
+use burn::tensor::signal::{StftOptions, stft};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+
+use crate::error::{AudioError, Result};
+use crate::mel::{MelNorm, MelScale, mel_filterbank};
+
+/// How the STFT is computed.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum StftImpl {
+    /// Real FFT of Hann-windowed frames (`burn::tensor::signal::stft`). Needs a power-of-two
+    /// `n_fft`. Ignores the stored kernels.
+    Fft,
+    /// Frames times the stored `conv_real`/`conv_imag` kernels, as torchlibrosa's strided
+    /// convolution computes it. Use it to reproduce a checkpoint's own kernels exactly.
+    Kernels,
+}
+
+/// SpecAugment as torchlibrosa's `SpecAugmentation` (method-spec §1.3): per example, on the
+/// time axis first, then the frequency axis, `stripes` times: a width `w ~ U{0, …, drop_width−1}`
+/// and a start `s ~ U{0, …, total − w − 1}`; the stripe `[s, s + w)` is set to zero.
+#[derive(Config, Debug)]
+pub struct SpecAugmentConfig {
+    /// Maximum time-stripe width + 1 (frames).
+    #[config(default = 64)]
+    pub time_drop_width: usize,
+    /// Number of time stripes.
+    #[config(default = 2)]
+    pub time_stripes_num: usize,
+    /// Maximum frequency-stripe width + 1 (mel bins).
+    #[config(default = 8)]
+    pub freq_drop_width: usize,
+    /// Number of frequency stripes.
+    #[config(default = 2)]
+    pub freq_stripes_num: usize,
+}
+
+impl SpecAugmentConfig {
+    /// PANNs' setting: `SpecAugmentation(64, 2, 8, 2)`.
+    pub fn panns() -> Self {
+        Self::new()
+    }
+}
+
+/// Configuration of the [`FrontEnd`].
+#[derive(Config, Debug)]
+pub struct FrontEndConfig {
+    /// Sample rate of the input waveform (Hz).
+    pub sample_rate: u32,
+    /// FFT size = window length (samples).
+    pub n_fft: usize,
+    /// Hop between frames (samples).
+    pub hop_length: usize,
+    /// Number of mel bins.
+    pub n_mels: usize,
+    /// Lowest mel-filter edge (Hz).
+    pub f_min: f64,
+    /// Highest mel-filter edge (Hz); at most `sample_rate / 2`.
+    pub f_max: f64,
+    /// Floor of the power before the log (`amin`).
+    #[config(default = 1e-10)]
+    pub amin: f64,
+    /// Reference power of 0 dB (`ref`).
+    #[config(default = 1.0)]
+    pub ref_value: f64,
+    /// Clip the log-mel to `max − top_db` (torchlibrosa's rule, global max of the batch);
+    /// `None` in PANNs.
+    #[config(default = "None")]
+    pub top_db: Option<f64>,
+    /// Mel scale.
+    #[config(default = "MelScale::Slaney")]
+    pub mel_scale: MelScale,
+    /// Filter normalisation.
+    #[config(default = "MelNorm::Slaney")]
+    pub mel_norm: MelNorm,
+    /// How the STFT is computed.
+    #[config(default = "StftImpl::Fft")]
+    pub stft_impl: StftImpl,
+    /// SpecAugment applied in training mode after `bn0`; `None` disables it.
+    #[config(default = "Some(SpecAugmentConfig::panns())")]
+    pub spec_augment: Option<SpecAugmentConfig>,
+    /// Inputs shorter than this are zero-padded at the end before the STFT (method-spec §1.1;
+    /// at least `n_fft/2 + 1` is always enforced, since reflect padding needs it).
+    #[config(default = 0)]
+    pub min_samples: usize,
+}
+
+impl FrontEndConfig {
+    /// PANNs' front end (method-spec §1.2): 32 kHz, window 1024, hop 320, 64 Slaney mels over
+    /// 50–14 000 Hz, `amin` 1e-10, no top-dB, SpecAugment(64, 2, 8, 2) in training.
+    pub fn panns_32k() -> Self {
+        Self::new(32_000, 1024, 320, 64, 50.0, 14_000.0)
+    }
+
+    /// The 44.1 kHz front end of the `aisfx` checkpoint: window 2048, hop 1024, 96 mels.
+    /// Its mel range (`f_min`, `f_max`) follows that package; see `accrue-encoders` for the
+    /// checkpoint. SpecAugment off (the checkpoint was not trained with it).
+    pub fn aisfx_44k() -> Self {
+        Self::new(44_100, 2048, 1024, 96, 0.0, 22_050.0).with_spec_augment(None)
+    }
+
+    /// Number of frequency bins of the one-sided STFT.
+    pub fn n_freqs(&self) -> usize {
+        self.n_fft / 2 + 1
+    }
+
+    /// Number of STFT frames for an input of `len` samples (after padding to the minimum).
+    pub fn n_frames(&self, len: usize) -> usize {
+        1 + len.max(self.effective_min_samples()) / self.hop_length
+    }
+
+    fn effective_min_samples(&self) -> usize {
+        self.min_samples.max(self.n_fft / 2 + 1)
+    }
+
+    /// Checks the configuration; [`FrontEndConfig::init`] panics on what this rejects.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(AudioError::Config(m));
+        if self.n_fft < 2 || self.hop_length == 0 || self.n_mels == 0 {
+            return bad(format!(
+                "n_fft ({}) must be ≥ 2 and hop_length ({}) and n_mels ({}) ≥ 1",
+                self.n_fft, self.hop_length, self.n_mels
+            ));
+        }
+        if self.stft_impl == StftImpl::Fft && !self.n_fft.is_power_of_two() {
+            return bad(format!(
+                "StftImpl::Fft needs a power-of-two n_fft, got {}; use StftImpl::Kernels",
+                self.n_fft
+            ));
+        }
+        if self.hop_length > self.n_fft {
+            return bad(format!(
+                "hop_length {} exceeds n_fft {}",
+                self.hop_length, self.n_fft
+            ));
+        }
+        let nyquist = f64::from(self.sample_rate) / 2.0;
+        if !(0.0 <= self.f_min && self.f_min < self.f_max && self.f_max <= nyquist) {
+            return bad(format!(
+                "need 0 ≤ f_min ({}) < f_max ({}) ≤ Nyquist ({nyquist})",
+                self.f_min, self.f_max
+            ));
+        }
+        if !(self.amin > 0.0 && self.ref_value > 0.0) {
+            return bad("amin and ref_value must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Builds the front end with computed kernels and mel matrix and a fresh `bn0`.
+    ///
+    /// # Panics
+    /// On a configuration that [`FrontEndConfig::validate`] rejects.
+    pub fn init(&self, device: &Device) -> FrontEnd {
+        if let Err(e) = self.validate() {
+            panic!("{e}");
+        }
+        let (real, imag) = stft_kernels(self.n_fft);
+        let f = self.n_freqs();
+        let frozen3 = |v: Vec<f32>| {
+            Param::from_tensor(Tensor::<3>::from_data(
+                TensorData::new(v, [f, 1, self.n_fft]),
+                device,
+            ))
+            .set_require_grad(false)
+        };
+        let mel = mel_filterbank(
+            f64::from(self.sample_rate),
+            self.n_fft,
+            self.n_mels,
+            self.f_min,
+            self.f_max,
+            self.mel_scale,
+            self.mel_norm,
+        );
+        FrontEnd {
+            spectrogram_extractor: Spectrogram {
+                stft: ConvStft {
+                    conv_real: KernelWeight {
+                        weight: frozen3(real),
+                    },
+                    conv_imag: KernelWeight {
+                        weight: frozen3(imag),
+                    },
+                },
+            },
+            logmel_extractor: LogMelFilterBank {
+                mel_w: Param::from_tensor(Tensor::<2>::from_data(
+                    TensorData::new(mel, [f, self.n_mels]),
+                    device,
+                ))
+                .set_require_grad(false),
+            },
+            bn0: BatchNormConfig::new(self.n_mels).init(device),
+            training: Param::from_bool(true),
+            config: self.clone(),
+        }
+    }
+}
+
+/// Periodic-Hann-windowed DFT kernels `[F·n_fft]` each (row-major `[F, 1, n_fft]`), computed in
+/// `f64` as torchlibrosa's `STFT` does: `real[k, n] = w[n]·cos(2πkn/N)`,
+/// `imag[k, n] = −w[n]·sin(2πkn/N)`.
+pub fn stft_kernels(n_fft: usize) -> (Vec<f32>, Vec<f32>) {
+    let f = n_fft / 2 + 1;
+    let n = n_fft as f64;
+    let window: Vec<f64> = (0..n_fft)
+        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n).cos())
+        .collect();
+    let mut real = Vec::with_capacity(f * n_fft);
+    let mut imag = Vec::with_capacity(f * n_fft);
+    for k in 0..f {
+        for (i, w) in window.iter().enumerate() {
+            // Reduce k·i modulo N first: exact integer phase, no large-angle rounding.
+            let phase = 2.0 * std::f64::consts::PI * ((k * i) % n_fft) as f64 / n;
+            real.push((w * phase.cos()) as f32);
+            imag.push((-w * phase.sin()) as f32);
+        }
+    }
+    (real, imag)
+}
+
+/// The periodic Hann window of length `n` (`scipy.signal.get_window("hann", n, fftbins=True)`).
+pub fn hann_periodic(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos()) as f32)
+        .collect()
+}
+
+/// One stored convolution kernel (`…conv_real.weight`), `[n_freqs, 1, n_fft]`, frozen.
+#[derive(Module, Debug)]
+pub struct KernelWeight {
+    /// The kernel, `[n_fft/2 + 1, 1, n_fft]`.
+    pub weight: Param<Tensor<3>>,
+}
+
+/// torchlibrosa's `STFT`: the two DFT kernels.
+#[derive(Module, Debug)]
+pub struct ConvStft {
+    /// Real part: windowed cosines.
+    pub conv_real: KernelWeight,
+    /// Imaginary part: negated windowed sines.
+    pub conv_imag: KernelWeight,
+}
+
+/// torchlibrosa's `Spectrogram` (checkpoint prefix `spectrogram_extractor`).
+#[derive(Module, Debug)]
+pub struct Spectrogram {
+    /// The STFT kernels (checkpoint prefix `spectrogram_extractor.stft`).
+    pub stft: ConvStft,
+}
+
+/// torchlibrosa's `LogmelFilterBank` (checkpoint prefix `logmel_extractor`).
+#[derive(Module, Debug)]
+pub struct LogMelFilterBank {
+    /// The mel matrix `[n_fft/2 + 1, n_mels]` (checkpoint key `logmel_extractor.melW`).
+    pub mel_w: Param<Tensor<2>>,
+}
+
+/// The PANNs front end: waveform → log-mel → `bn0` → SpecAugment (training only).
+#[derive(Module, Debug)]
+pub struct FrontEnd {
+    /// STFT kernels (frozen).
+    pub spectrogram_extractor: Spectrogram,
+    /// Mel filterbank (frozen).
+    pub logmel_extractor: LogMelFilterBank,
+    /// Batch norm over the mel bins (trainable, with running statistics).
+    pub bn0: BatchNorm,
+    /// Whether SpecAugment is active (also requires an autodiff device, like dropout).
+    pub training: Param<Flag>,
+    /// The configuration it was built from.
+    #[module(skip)]
+    pub config: FrontEndConfig,
+}
+
+/// Key remappings from a PANNs/torchlibrosa checkpoint to this module's field paths, as
+/// `(regex, replacement)` pairs for burn-store. Prefix-agnostic: a model that holds the front
+/// end under a field still matches after its own prefix remap.
+pub fn panns_key_remaps() -> Vec<(String, String)> {
+    vec![(
+        r"^(.*)logmel_extractor\.melW$".to_string(),
+        "${1}logmel_extractor.mel_w".to_string(),
+    )]
+}
+
+impl FrontEnd {
+    /// The full front end.
+    ///
+    /// # Shapes
+    /// - `wave`: `[B, L]` mono waveform at `config.sample_rate`
+    /// - output: `[B, 1, T, n_mels]` with `T = 1 + ⌊max(L, min_samples)/hop⌋`
+    pub fn forward(&self, wave: Tensor<2>) -> Tensor<4> {
+        let x = self.logmel(wave);
+        let x = self.apply_bn0(x);
+        match &self.config.spec_augment {
+            Some(cfg) if self.training.is_enabled() && x.device().is_autodiff() => {
+                spec_augment(x, cfg)
+            }
+            _ => x,
+        }
+    }
+
+    /// `bn0` over the mel axis: `[B, 1, T, M]` → transpose to `[B, M, T, 1]` → BN → back.
+    pub fn apply_bn0(&self, x: Tensor<4>) -> Tensor<4> {
+        self.bn0.forward(x.swap_dims(1, 3)).swap_dims(1, 3)
+    }
+
+    /// Log-mel spectrogram before `bn0` (dB).
+    ///
+    /// # Shapes
+    /// - `wave`: `[B, L]`
+    /// - output: `[B, 1, T, n_mels]`
+    pub fn logmel(&self, wave: Tensor<2>) -> Tensor<4> {
+        let power = self.power_spectrogram(wave);
+        let [b, t, f] = power.dims();
+        let m = self.config.n_mels;
+        let mel = power
+            .reshape([b * t, f])
+            .matmul(self.logmel_extractor.mel_w.val());
+        let db = mel.clamp_min(self.config.amin).log() * (10.0 / std::f64::consts::LN_10)
+            - 10.0 * self.config.amin.max(self.config.ref_value).log10();
+        let db = match self.config.top_db {
+            Some(top) => {
+                let max = db.clone().max().into_scalar::<f32>();
+                db.clamp_min(f64::from(max) - top)
+            }
+            None => db,
+        };
+        db.reshape([b, 1, t, m])
+    }
+
+    /// Power spectrogram `re² + im²`.
+    ///
+    /// # Shapes
+    /// - `wave`: `[B, L]`
+    /// - output: `[B, T, n_fft/2 + 1]`
+    pub fn power_spectrogram(&self, wave: Tensor<2>) -> Tensor<3> {
+        let cfg = &self.config;
+        let [b, len] = wave.dims();
+        let min = cfg.effective_min_samples();
+        let wave = if len < min {
+            wave.pad([(0, 0), (0, min - len)], PadMode::Constant(0.0))
+        } else {
+            wave
+        };
+        let device = wave.device();
+        match cfg.stft_impl {
+            StftImpl::Fft => {
+                let window = Tensor::<1>::from_data(
+                    TensorData::new(hann_periodic(cfg.n_fft), [cfg.n_fft]),
+                    &device,
+                );
+                let mut options = StftOptions::new(cfg.n_fft);
+                options.hop_length = cfg.hop_length;
+                options.center = true;
+                options.onesided = true;
+                let spec = stft(wave, Some(window), options); // [B, T, F, 2]
+                let [_, t, f, _] = spec.dims();
+                spec.powi_scalar(2).sum_dim(3).reshape([b, t, f])
+            }
+            StftImpl::Kernels => {
+                let n = cfg.n_fft;
+                let half = n / 2;
+                let padded = wave.pad([(0, 0), (half, half)], PadMode::Reflect);
+                let frames: Tensor<3> = padded.unfold(1, n, cfg.hop_length); // [B, T, N]
+                let [_, t, _] = frames.dims();
+                let f = cfg.n_freqs();
+                let real = self
+                    .spectrogram_extractor
+                    .stft
+                    .conv_real
+                    .weight
+                    .val()
+                    .reshape([f, n]);
+                let imag = self
+                    .spectrogram_extractor
+                    .stft
+                    .conv_imag
+                    .weight
+                    .val()
+                    .reshape([f, n]);
+                let kernels = Tensor::cat(vec![real, imag], 0).transpose(); // [N, 2F]
+                let spec = frames.reshape([b * t, n]).matmul(kernels); // [B·T, 2F]
+                let re = spec.clone().slice([0..b * t, 0..f]);
+                let im = spec.slice([0..b * t, f..2 * f]);
+                (re.powi_scalar(2) + im.powi_scalar(2)).reshape([b, t, f])
+            }
+        }
+    }
+
+    /// Largest absolute difference between the stored STFT kernels and freshly computed
+    /// periodic-Hann kernels. A loaded PANNs checkpoint should give ≈1e-7; a larger value means
+    /// the checkpoint used other kernels and [`StftImpl::Kernels`] should be used.
+    pub fn kernel_deviation(&self) -> f32 {
+        let (real, imag) = stft_kernels(self.config.n_fft);
+        let stored_r = self
+            .spectrogram_extractor
+            .stft
+            .conv_real
+            .weight
+            .val()
+            .into_data();
+        let stored_i = self
+            .spectrogram_extractor
+            .stft
+            .conv_imag
+            .weight
+            .val()
+            .into_data();
+        let dev = |a: &[f32], b: TensorData| match b.try_to_vec::<f32>() {
+            Ok(v) => a
+                .iter()
+                .zip(v.iter())
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max),
+            Err(_) => f32::INFINITY,
+        };
+        dev(&real, stored_r).max(dev(&imag, stored_i))
+    }
+}
+
+/// Applies SpecAugment to `[B, C, T, M]` log-mels (zeros in the normalised domain), drawing the
+/// stripes from Burn's seeded RNG on the tensor's device.
+pub fn spec_augment(x: Tensor<4>, cfg: &SpecAugmentConfig) -> Tensor<4> {
+    let [b, _, t, m] = x.dims();
+    let device = x.device();
+    let n_draws = 2 * (cfg.time_stripes_num + cfg.freq_stripes_num);
+    if b == 0 || n_draws == 0 {
+        return x;
+    }
+    let u: Vec<f32> = Tensor::<2>::random([b, n_draws], Distribution::Uniform(0.0, 1.0), &device)
+        .into_data()
+        .try_to_vec()
+        .unwrap_or_else(|_| vec![0.0; b * n_draws]);
+    let mut time_mask = vec![1f32; b * t];
+    let mut freq_mask = vec![1f32; b * m];
+    let uniform_int = |u: f32, n: usize| ((u * n as f32) as usize).min(n.saturating_sub(1));
+    for n in 0..b {
+        let mut draws = u[n * n_draws..(n + 1) * n_draws].iter().copied();
+        let mut stripes = |mask: &mut [f32], total: usize, width: usize, count: usize| {
+            for _ in 0..count {
+                let (Some(a), Some(c)) = (draws.next(), draws.next()) else {
+                    return;
+                };
+                let w = uniform_int(a, width.max(1)).min(total.saturating_sub(1));
+                let s = uniform_int(c, total - w);
+                mask[s..s + w].iter_mut().for_each(|v| *v = 0.0);
+            }
+        };
+        stripes(
+            &mut time_mask[n * t..(n + 1) * t],
+            t,
+            cfg.time_drop_width,
+            cfg.time_stripes_num,
+        );
+        stripes(
+            &mut freq_mask[n * m..(n + 1) * m],
+            m,
+            cfg.freq_drop_width,
+            cfg.freq_stripes_num,
+        );
+    }
+    let tm = Tensor::<4>::from_data(TensorData::new(time_mask, [b, 1, t, 1]), &device);
+    let fm = Tensor::<4>::from_data(TensorData::new(freq_mask, [b, 1, 1, m]), &device);
+    x * tm * fm
+}
+
+/// Mixup (PANNs' `do_mixup`, method-spec §1.3): for a batch of `2N` items and `N` coefficients,
+/// item `i` of the output is `λ_i·x[2i] + (1 − λ_i)·x[2i + 1]`.
+///
+/// # Shapes
+/// - `x`: `[2N, …]`
+/// - output: `[N, …]`
+pub fn mixup<const D: usize>(x: Tensor<D>, lambdas: &[f32]) -> Result<Tensor<D>> {
+    let dims = x.dims();
+    let n = lambdas.len();
+    if dims[0] != 2 * n {
+        return Err(AudioError::Config(format!(
+            "mixup needs 2·{n} items for {n} coefficients, got {}",
+            dims[0]
+        )));
+    }
+    let device = x.device();
+    let even = Tensor::<1, burn::tensor::Int>::from_data(
+        TensorData::new((0..n).map(|i| (2 * i) as i64).collect::<Vec<_>>(), [n]),
+        &device,
+    );
+    let odd = even.clone() + 1;
+    let mut shape = [1usize; D];
+    shape[0] = n;
+    let lam =
+        Tensor::<1>::from_data(TensorData::new(lambdas.to_vec(), [n]), &device).reshape(shape);
+    let a = x.clone().select(0, even);
+    let b = x.select(0, odd);
+    Ok(a * lam.clone() + b * (lam.neg() + 1.0))
+}
+
+/// Draws `n` mixup coefficients from `Beta(alpha, alpha)` (PANNs: `alpha = 1`).
+pub fn mixup_lambdas<R: rand::Rng + ?Sized>(n: usize, alpha: f64, rng: &mut R) -> Result<Vec<f32>> {
+    use rand_distr::Distribution as _;
+    let beta = rand_distr::Beta::new(alpha, alpha)
+        .map_err(|e| AudioError::Config(format!("mixup alpha {alpha}: {e}")))?;
+    Ok((0..n).map(|_| beta.sample(rng) as f32).collect())
+}
