@@ -1,0 +1,458 @@
+//! Checkpoint import and export with a complete, strict load report.
+//!
+//! * PyTorch `.pth`/`.pt` files in the zip format (torch ≥ 1.6) **and** the legacy pickle
+//!   format (torch < 1.6, the format of the released PANNs checkpoints), read by burn-store's
+//!   `PytorchStore` (no Python, no libtorch). Nested checkpoints (`{'model': state_dict}`) are
+//!   opened with [`LoadOptions::top_level_key`]; checkpoints whose root is a tuple, such as
+//!   aisfx's `(state_dict, ds_dict)`, with [`LoadOptions::tuple_root`].
+//! * The project's own checkpoints as safetensors ([`save_safetensors`] / [`load_safetensors`]),
+//!   which round-trip every parameter and the BN running statistics.
+//!
+//! Loading is strict by default: any missing, unexpected or wrongly-shaped tensor fails with
+//! [`EncoderError::CheckpointMismatch`], whose [`LoadReport`] lists all of them. With
+//! [`LoadOptions::allow_partial`] the matching tensors are loaded, the rest keep their
+//! initialisation, and the report is returned for the caller to inspect.
+//!
+//! PyTorch's `num_batches_tracked` BN counters have no counterpart in Burn (momentum is fixed)
+//! and are reported as ignored, not unexpected.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use burn::module::Module;
+use burn::store::{ApplyError, ApplyResult, ModuleSnapshot, PytorchStore, SafetensorsStore};
+
+use crate::aisfx::Aisfx;
+use crate::cnn::PannsCnn;
+use crate::error::{EncoderError, Result};
+use crate::resnet38::ResNet38;
+
+/// A tensor whose shape in the file differs from the module's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShapeMismatch {
+    /// Module path (after remapping).
+    pub key: String,
+    /// Shape the module expects (Burn layout: linear weights are `[in, out]`).
+    pub expected: Vec<usize>,
+    /// Shape found in the file (after the PyTorch → Burn layout adaptation).
+    pub found: Vec<usize>,
+}
+
+/// What a load did and did not match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Module paths loaded from the file.
+    pub applied: Vec<String>,
+    /// Module tensors the file does not provide (module paths).
+    pub missing: Vec<String>,
+    /// File tensors that match no module tensor (file keys after remapping).
+    pub unexpected: Vec<String>,
+    /// Tensors present on both sides with different shapes.
+    pub mismatched: Vec<ShapeMismatch>,
+    /// Other per-tensor failures (dtype, decoding).
+    pub errors: Vec<String>,
+    /// File tensors deliberately skipped (`num_batches_tracked`).
+    pub ignored: Vec<String>,
+}
+
+impl LoadReport {
+    /// True when every module tensor was loaded and every file tensor used or ignored.
+    pub fn is_clean(&self) -> bool {
+        self.missing.is_empty()
+            && self.unexpected.is_empty()
+            && self.mismatched.is_empty()
+            && self.errors.is_empty()
+    }
+
+    fn from_apply(result: ApplyResult, ignore: &[String]) -> Self {
+        let mut report = LoadReport {
+            applied: result.applied,
+            missing: result.missing.into_iter().map(|(path, _)| path).collect(),
+            ..Default::default()
+        };
+        for key in result.unused {
+            if ignore.iter().any(|suffix| key.ends_with(suffix.as_str())) {
+                report.ignored.push(key);
+            } else {
+                report.unexpected.push(key);
+            }
+        }
+        for error in result.errors {
+            match error {
+                ApplyError::ShapeMismatch {
+                    path,
+                    expected,
+                    found,
+                } => report.mismatched.push(ShapeMismatch {
+                    key: path,
+                    expected: expected.to_vec(),
+                    found: found.to_vec(),
+                }),
+                other => report.errors.push(other.to_string()),
+            }
+        }
+        report.missing.sort();
+        report.unexpected.sort();
+        report.mismatched.sort_by(|a, b| a.key.cmp(&b.key));
+        report
+    }
+}
+
+impl fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} loaded, {} missing, {} unexpected, {} wrong shape, {} other errors, {} ignored",
+            self.applied.len(),
+            self.missing.len(),
+            self.unexpected.len(),
+            self.mismatched.len(),
+            self.errors.len(),
+            self.ignored.len()
+        )?;
+        for key in &self.missing {
+            writeln!(f, "  missing:    {key}")?;
+        }
+        for key in &self.unexpected {
+            writeln!(f, "  unexpected: {key}")?;
+        }
+        for m in &self.mismatched {
+            writeln!(
+                f,
+                "  wrong shape: {} expected {:?}, found {:?}",
+                m.key, m.expected, m.found
+            )?;
+        }
+        for e in &self.errors {
+            writeln!(f, "  error:      {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How to read a PyTorch checkpoint.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Load what matches and return the report instead of failing.
+    pub allow_partial: bool,
+    /// Take the state dict from this key of a dict checkpoint (`"model"` for PANNs).
+    pub top_level_key: Option<String>,
+    /// Take the state dict from this element of a tuple checkpoint (aisfx: 0).
+    pub tuple_root: Option<usize>,
+    /// `(regex, replacement)` key remappings, applied in order.
+    pub remaps: Vec<(String, String)>,
+    /// File keys ending in one of these are ignored (default: `num_batches_tracked`).
+    pub ignore_suffixes: Vec<String>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            allow_partial: false,
+            top_level_key: None,
+            tuple_root: None,
+            remaps: Vec::new(),
+            ignore_suffixes: vec!["num_batches_tracked".into()],
+        }
+    }
+}
+
+impl LoadOptions {
+    /// Options for a released PANNs checkpoint (`{'model': state_dict, …}`) with the given
+    /// remaps.
+    pub fn panns(remaps: Vec<(String, String)>) -> Self {
+        Self {
+            top_level_key: Some("model".into()),
+            remaps,
+            ..Default::default()
+        }
+    }
+
+    /// Same options, allowing a partial load.
+    pub fn allow_partial(mut self, allow: bool) -> Self {
+        self.allow_partial = allow;
+        self
+    }
+}
+
+/// Loads a PyTorch checkpoint into `model`.
+///
+/// Returns the loaded model and the report. Strict unless `options.allow_partial`: a report
+/// that is not clean yields [`EncoderError::CheckpointMismatch`] (the partially-loaded model is
+/// dropped).
+pub fn load_pytorch<M: Module>(
+    mut model: M,
+    path: &Path,
+    options: &LoadOptions,
+) -> Result<(M, LoadReport)> {
+    let read_err = |detail: String| EncoderError::CheckpointRead {
+        path: path.to_path_buf(),
+        detail,
+    };
+    if !path.is_file() {
+        return Err(read_err("no such file".into()));
+    }
+    let mut remaps = options.remaps.clone();
+    let mut _tmp = None;
+    let source = match options.tuple_root {
+        Some(index) => {
+            let wrapped = TempFile::new("pth")?;
+            wrap_tuple_root(path, &wrapped.0)?;
+            remaps.insert(0, (format!(r"^root\.{index}\."), String::new()));
+            let p = wrapped.0.clone();
+            _tmp = Some(wrapped);
+            p
+        }
+        None => path.to_path_buf(),
+    };
+    let mut store = PytorchStore::from_file(&source)
+        .map_indices_contiguous(false)
+        .allow_partial(true)
+        .validate(false);
+    if let Some(key) = &options.top_level_key {
+        store = store.with_top_level_key(key.clone());
+    }
+    for (from, to) in &remaps {
+        check_regex(from)?;
+        store = store.with_key_remapping(from, to);
+    }
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| read_err(e.to_string()))?;
+    finish(
+        model,
+        path,
+        options.allow_partial,
+        result,
+        &options.ignore_suffixes,
+    )
+}
+
+fn finish<M>(
+    model: M,
+    path: &Path,
+    allow_partial: bool,
+    result: ApplyResult,
+    ignore: &[String],
+) -> Result<(M, LoadReport)> {
+    let report = LoadReport::from_apply(result, ignore);
+    tracing::debug!(path = %path.display(), %report, "checkpoint applied");
+    if !report.is_clean() && !allow_partial {
+        return Err(EncoderError::CheckpointMismatch {
+            path: path.to_path_buf(),
+            report: Box::new(report),
+        });
+    }
+    if !report.is_clean() {
+        tracing::warn!(path = %path.display(), %report, "partial checkpoint load");
+    }
+    Ok((model, report))
+}
+
+fn check_regex(pattern: &str) -> Result<()> {
+    // burn-store panics on an invalid pattern; validate it first so the caller gets an error.
+    burn::store::KeyRemapper::new()
+        .add_pattern(pattern, "")
+        .map(|_| ())
+        .map_err(|e| EncoderError::Remap {
+            pattern: pattern.to_string(),
+            detail: e.to_string(),
+        })
+}
+
+/// Loads a released PANNs ResNet-38 checkpoint (`ResNet38_mAP=0.434.pth`, either pickle
+/// format).
+pub fn load_resnet38_panns(
+    model: ResNet38,
+    path: &Path,
+    allow_partial: bool,
+) -> Result<(ResNet38, LoadReport)> {
+    let options = LoadOptions::panns(ResNet38::pytorch_key_remaps()).allow_partial(allow_partial);
+    load_pytorch(model, path, &options)
+}
+
+/// Loads a released PANNs Cnn14 / Cnn10 / Cnn6 checkpoint.
+pub fn load_cnn_panns(
+    model: PannsCnn,
+    path: &Path,
+    allow_partial: bool,
+) -> Result<(PannsCnn, LoadReport)> {
+    let options = LoadOptions::panns(model.pytorch_key_remaps()).allow_partial(allow_partial);
+    load_pytorch(model, path, &options)
+}
+
+/// Loads aisfx's `checkpoint.pth` (a zip pickle of `(state_dict, ds_dict)`).
+pub fn load_aisfx(model: Aisfx, path: &Path, allow_partial: bool) -> Result<(Aisfx, LoadReport)> {
+    let options = LoadOptions {
+        tuple_root: Some(0),
+        remaps: Aisfx::pytorch_key_remaps(),
+        allow_partial,
+        ..Default::default()
+    };
+    load_pytorch(model, path, &options)
+}
+
+/// Saves every parameter and running statistic of `model` as safetensors (Burn layout and
+/// names). Overwrites `path`.
+pub fn save_safetensors<M: Module>(model: &M, path: &Path) -> Result<()> {
+    let mut store = SafetensorsStore::from_file(path).overwrite(true);
+    model
+        .save_into(&mut store)
+        .map_err(|e| EncoderError::CheckpointWrite {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+}
+
+/// Loads a safetensors file written by [`save_safetensors`] (strict unless `allow_partial`).
+pub fn load_safetensors<M: Module>(
+    mut model: M,
+    path: &Path,
+    allow_partial: bool,
+) -> Result<(M, LoadReport)> {
+    if !path.is_file() {
+        return Err(EncoderError::CheckpointRead {
+            path: path.to_path_buf(),
+            detail: "no such file".into(),
+        });
+    }
+    let mut store = SafetensorsStore::from_file(path)
+        .allow_partial(true)
+        .validate(false);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| EncoderError::CheckpointRead {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    finish(model, path, allow_partial, result, &[])
+}
+
+/// The tensor keys a module exposes (Burn names), for diagnostics.
+pub fn module_keys<M: Module>(model: &M) -> BTreeSet<String> {
+    model
+        .collect(None, None, false)
+        .into_iter()
+        .map(|t| t.name)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tuple-root checkpoints
+// ---------------------------------------------------------------------------------------------
+
+/// A file in the temporary directory, removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(ext: &str) -> Result<Self> {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("accrue-encoders-{}-{n}.{ext}", std::process::id()));
+        Ok(Self(path))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Rewrites a zip checkpoint whose pickle root is not a dict (e.g. a tuple) so that the root
+/// becomes `{"root": <original root>}`: the tensors are then named `root.<i>.<key>`. Only the
+/// small `data.pkl` entry changes; the tensor storages are copied verbatim.
+fn wrap_tuple_root(src: &Path, dst: &Path) -> Result<()> {
+    let read_err = |detail: String| EncoderError::CheckpointRead {
+        path: src.to_path_buf(),
+        detail,
+    };
+    let write_err = |detail: String| EncoderError::CheckpointWrite {
+        path: dst.to_path_buf(),
+        detail,
+    };
+    let file = File::open(src).map_err(|e| read_err(e.to_string()))?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| {
+        read_err(format!(
+            "tuple-root checkpoints are supported in the zip format only: {e}"
+        ))
+    })?;
+    let out = File::create(dst).map_err(|e| write_err(e.to_string()))?;
+    let mut writer = zip::ZipWriter::new(out);
+    let mut found = false;
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|e| read_err(e.to_string()))?;
+        let name = entry
+            .name()
+            .map_err(|e| read_err(e.to_string()))?
+            .to_string();
+        if name.ends_with("data.pkl") && !found {
+            found = true;
+            let mut pickle = Vec::new();
+            entry
+                .read_to_end(&mut pickle)
+                .map_err(|e| read_err(e.to_string()))?;
+            let wrapped = wrap_pickle_root(&pickle).map_err(read_err)?;
+            drop(entry);
+            let options = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored);
+            writer
+                .start_file(name, options)
+                .map_err(|e| write_err(e.to_string()))?;
+            writer
+                .write_all(&wrapped)
+                .map_err(|e| write_err(e.to_string()))?;
+        } else {
+            writer
+                .raw_copy_file(entry)
+                .map_err(|e| write_err(e.to_string()))?;
+        }
+    }
+    if !found {
+        return Err(read_err("no data.pkl entry in the archive".into()));
+    }
+    writer.finish().map_err(|e| write_err(e.to_string()))?;
+    Ok(())
+}
+
+/// `PROTO 2, EMPTY_DICT, BINUNICODE "root", <original body>, SETITEM, STOP`.
+fn wrap_pickle_root(pickle: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let body = match pickle {
+        [0x80, _, rest @ ..] => rest,
+        other => other,
+    };
+    let body = match body {
+        [rest @ .., b'.'] => rest,
+        _ => return Err("data.pkl does not end with the pickle STOP opcode".into()),
+    };
+    let key = b"root";
+    let mut out = Vec::with_capacity(body.len() + 16);
+    out.extend_from_slice(&[0x80, 0x02, b'}', b'X']);
+    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(body);
+    out.extend_from_slice(b"s.");
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pickle_wrapping_keeps_the_body() {
+        // pickle.dumps((1, 2), protocol=2) = 80 02 4b 01 4b 02 86 71 00 2e
+        let original = [0x80, 0x02, 0x4b, 0x01, 0x4b, 0x02, 0x86, 0x71, 0x00, 0x2e];
+        let wrapped = wrap_pickle_root(&original).unwrap_or_default();
+        assert_eq!(&wrapped[..4], &[0x80, 0x02, b'}', b'X']);
+        assert_eq!(&wrapped[8..12], b"root");
+        assert_eq!(&wrapped[12..19], &original[2..9]);
+        assert_eq!(&wrapped[19..], b"s.");
+        assert!(wrap_pickle_root(&[0x80, 0x02, 0x4b]).is_err());
+    }
+}

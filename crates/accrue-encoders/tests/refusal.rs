@@ -1,0 +1,111 @@
+//! Strict loading refuses a checkpoint with a renamed, a missing and a wrongly-shaped key and
+//! lists all three; `allow_partial` loads the rest and returns the same report.
+
+mod common;
+
+use accrue_encoders::checkpoint::{LoadOptions, load_pytorch, load_resnet38_panns};
+use accrue_encoders::{EncoderError, ResNet38, ResNet38Config};
+use burn::tensor::Device;
+use common::*;
+
+fn small(device: &Device) -> ResNet38 {
+    let cfg = &meta()["resnet38_small"]["config"];
+    let w = usizes(&cfg["widths"]);
+    ResNet38Config::new(small_front_end())
+        .with_widths([w[0], w[1], w[2], w[3]])
+        .with_embedding_dim(cfg["after"].as_u64().expect("after") as usize)
+        .with_num_classes(cfg["classes"].as_u64().expect("classes") as usize)
+        .init(device)
+}
+
+#[test]
+fn broken_checkpoint_is_refused_with_every_problem_listed() {
+    let device = Device::default();
+    let path = fixture("resnet38_small_broken.pth");
+    let err = load_resnet38_panns(small(&device), &path, false)
+        .map(|(_, report)| report)
+        .expect_err("a broken checkpoint must be refused");
+    let report = match &err {
+        EncoderError::CheckpointMismatch { report, .. } => report.clone(),
+        other => panic!("unexpected error {other}"),
+    };
+    println!("{err}");
+    // Renamed: the module's key is missing and the file's new key is unexpected.
+    assert!(
+        report
+            .missing
+            .contains(&"conv_block1.conv1.weight".to_string())
+    );
+    assert!(
+        report
+            .unexpected
+            .contains(&"conv_block1.conv_one.weight".to_string())
+    );
+    // Removed.
+    assert!(
+        report
+            .missing
+            .contains(&"resnet.layer2.0.downsample.bn.running_mean".to_string())
+    );
+    // Wrong shape (fc1.bias is [32], the file has [63]).
+    assert_eq!(report.mismatched.len(), 1);
+    assert_eq!(report.mismatched[0].key, "fc1.bias");
+    assert_eq!(report.mismatched[0].expected, vec![32]);
+    assert_eq!(report.mismatched[0].found, vec![63]);
+    // Nothing else.
+    assert_eq!(report.missing.len(), 2, "{report}");
+    assert_eq!(report.unexpected.len(), 1, "{report}");
+    let message = err.to_string();
+    for needle in ["conv_one", "downsample.bn.running_mean", "fc1.bias"] {
+        assert!(message.contains(needle), "{needle} not in {message}");
+    }
+}
+
+#[test]
+fn allow_partial_loads_the_rest_and_returns_the_report() {
+    let device = Device::default();
+    let path = fixture("resnet38_small_broken.pth");
+    let (model, report) =
+        load_resnet38_panns(small(&device), &path, true).expect("partial load succeeds");
+    assert!(!report.is_clean());
+    assert_eq!(
+        report.missing.len() + report.unexpected.len() + report.mismatched.len(),
+        4
+    );
+    // A tensor that was present was loaded: conv_block1.conv2 equals the good checkpoint's.
+    let (good, _) =
+        load_resnet38_panns(small(&device), &fixture("resnet38_small.pth"), false).expect("good");
+    let a = to_vec(
+        model
+            .conv_block1
+            .conv2
+            .as_ref()
+            .expect("conv2")
+            .weight
+            .val(),
+    );
+    let b = to_vec(good.conv_block1.conv2.as_ref().expect("conv2").weight.val());
+    assert_eq!(a, b);
+}
+
+#[test]
+fn missing_file_and_wrong_top_level_key_are_errors() {
+    let device = Device::default();
+    let err = load_resnet38_panns(small(&device), &fixture("no_such.pth"), false);
+    assert!(matches!(err, Err(EncoderError::CheckpointRead { .. })));
+    let options = LoadOptions {
+        top_level_key: Some("state_dict".into()),
+        ..Default::default()
+    };
+    let err = load_pytorch(small(&device), &fixture("resnet38_small.pth"), &options);
+    assert!(matches!(err, Err(EncoderError::CheckpointRead { .. })));
+    // Without remaps nothing lines up: strict loading refuses with a long report.
+    let options = LoadOptions::panns(Vec::new());
+    match load_pytorch(small(&device), &fixture("resnet38_small.pth"), &options) {
+        Err(EncoderError::CheckpointMismatch { report, .. }) => {
+            assert!(report.missing.iter().any(|k| k.contains("downsample.conv")));
+            assert!(report.unexpected.iter().any(|k| k.contains("downsample.1")));
+        }
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+}
