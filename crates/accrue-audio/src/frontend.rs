@@ -20,13 +20,13 @@
 
 use burn::config::Config;
 use burn::module::{Flag, Module, Param};
-use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::ops::PadMode;
-use burn::tensor::signal::{StftOptions, stft};
+use burn::tensor::signal::rfft;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
 use crate::error::{AudioError, Result};
 use crate::mel::{MelNorm, MelScale, mel_filterbank};
+use crate::nn::{BatchNorm, BatchNormConfig};
 
 /// How the STFT is computed.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -287,7 +287,7 @@ pub struct FrontEnd {
     pub spectrogram_extractor: Spectrogram,
     /// Mel filterbank (frozen).
     pub logmel_extractor: LogMelFilterBank,
-    /// Batch norm over the mel bins (trainable, with running statistics).
+    /// Batch norm over the mel bins (trainable, with running statistics; PyTorch semantics).
     pub bn0: BatchNorm,
     /// Whether SpecAugment is active (also requires an autodiff device, like dropout).
     pub training: Param<Flag>,
@@ -369,17 +369,18 @@ impl FrontEnd {
         let device = wave.device();
         match cfg.stft_impl {
             StftImpl::Fft => {
-                let window = Tensor::<1>::from_data(
-                    TensorData::new(hann_periodic(cfg.n_fft), [cfg.n_fft]),
-                    &device,
-                );
-                let mut options = StftOptions::new(cfg.n_fft);
-                options.hop_length = cfg.hop_length;
-                options.center = true;
-                options.onesided = true;
-                let spec = stft(wave, Some(window), options); // [B, T, F, 2]
-                let [_, t, f, _] = spec.dims();
-                spec.powi_scalar(2).sum_dim(3).reshape([b, t, f])
+                // Same framing as `burn::tensor::signal::stft` (reflect pad, unfold, window),
+                // then one real FFT along the frame axis; power straight from (re, im) without
+                // stacking them into a [B, T, F, 2] tensor first.
+                let n = cfg.n_fft;
+                let half = n / 2;
+                let padded = wave.pad([(0, 0), (half, half)], PadMode::Reflect);
+                let frames: Tensor<3> = padded.unfold(1, n, cfg.hop_length); // [B, T, N]
+                let window =
+                    Tensor::<1>::from_data(TensorData::new(hann_periodic(n), [n]), &device)
+                        .reshape([1, 1, n]);
+                let (re, im) = rfft(frames * window, 2, Some(n)); // [B, T, F] each
+                re.clone() * re + im.clone() * im
             }
             StftImpl::Kernels => {
                 let n = cfg.n_fft;

@@ -7,6 +7,8 @@
 //! - [`resample`]: band-limited resampling between 8 and 192 kHz with rubato.
 //! - [`crop`]: random / centre / start crops and zero-padding to a fixed length.
 //! - [`mel`]: the Slaney mel filterbank exactly as librosa computes it.
+//! - [`nn`]: a PyTorch-faithful `BatchNorm` (unbiased running variance), shared with the
+//!   encoders.
 //! - [`frontend`]: the PANNs log-mel front end (STFT → power → mel → dB → `bn0` →
 //!   SpecAugment) as a differentiable Burn module, with presets for PANNs (32 kHz) and the
 //!   `aisfx` checkpoint (44.1 kHz), plus mixup.
@@ -19,6 +21,7 @@ pub mod decode;
 pub mod error;
 pub mod frontend;
 pub mod mel;
+pub mod nn;
 pub mod resample;
 
 pub use decode::{Decoded, decode_file};
