@@ -15,6 +15,7 @@ Writes small files into crates/accrue-audio/tests/fixtures/audio/:
   real.safetensors       symphonia-comparable decoded heads + torchlibrosa log-mels of real files
   real_sha256.txt        sha256 of each real recording (checked by the fetch script and tests)
   resample.safetensors   band-limited signals and their soxr (VHQ) resampling
+  aisfx.safetensors      the aisfx package's librosa features (HTK, unit-sum, log10(1e4x+1)/9.4578)
   codecs/                tiny encoded files (WAV PCM 8/16/24/32, float, FLAC, MP3) + decodes
   meta.json              versions and parameters used
 """
@@ -175,6 +176,7 @@ def main():
     resample_fixtures()
     codec_fixtures()
     real_fixtures()
+    aisfx_fixtures()
     meta = {
         "torch": torch.__version__, "torchlibrosa": getattr(torchlibrosa, "__version__", "0.1.0"),
         "librosa": librosa.__version__, "soxr": soxr.__version__, "soundfile": sf.__version__,
@@ -187,6 +189,32 @@ def main():
     with open(os.path.join(OUT, "meta.json"), "w") as fh:
         json.dump(meta, fh, indent=2)
     print("wrote", OUT)
+
+
+
+def aisfx_fixtures():
+    """The aisfx package's librosa front end (aisfx/spectrogram/spectrogram_librosa.py +
+    preprocessing.spectrogram_normalize('original')) on a synthetic clip and a real recording,
+    written as [T, 96] (the layout the network takes)."""
+    out = {}
+    sr = 44100
+    t = np.arange(sr // 2) / sr
+    synth = (0.3 * np.sin(2 * np.pi * 523.25 * t) + 0.05 * np.sin(2 * np.pi * 7040 * t)).astype(np.float32)
+    waves = {"synth": synth}
+    path = os.path.join(REAL_DIR, "bell.oga")
+    if os.path.exists(path):
+        wave, wsr = sf.read(path, dtype="float32", always_2d=True)
+        assert wsr == sr
+        waves["bell"] = wave.mean(axis=1).astype(np.float32)
+    for name, y in waves.items():
+        f = np.max(np.abs(y)) or 1.0
+        yn = y / f
+        spec = librosa.feature.melspectrogram(y=yn, sr=sr, n_mels=96, norm=1.0, fmin=0.0, fmax=22050.0,
+                                              htk=True, power=2.0, hop_length=1024, win_length=2048)
+        spec = np.log10(spec * 10000.0 + 1) / 9.457798957824707
+        out[f"{name}.wave"] = y
+        out[f"{name}.features"] = np.ascontiguousarray(spec.T.astype(np.float32))
+    save_file(out, os.path.join(OUT, "aisfx.safetensors"))
 
 
 if __name__ == "__main__":

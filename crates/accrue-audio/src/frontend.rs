@@ -7,7 +7,7 @@
 //! Exact specification: method-spec §1.1–1.3.
 //!
 //! Pipeline, for a batch of waveforms `[B, L]`:
-//! reflect-pad `n_fft/2` → STFT with a periodic Hann window → power (`re² + im²`) →
+//! (optional peak normalisation) → reflect- or zero-pad `n_fft/2` → STFT with a periodic Hann window → power (`re² + im²`) →
 //! `· melW` (Slaney mel filterbank) → `10·log10(max(x, amin)) − 10·log10(max(amin, ref))`
 //! (optional top-dB clipping) → `[B, 1, T, n_mels]` → `bn0` over the mel axis →
 //! SpecAugment (training mode only).
@@ -37,6 +37,32 @@ pub enum StftImpl {
     /// Frames times the stored `conv_real`/`conv_imag` kernels, as torchlibrosa's strided
     /// convolution computes it. Use it to reproduce a checkpoint's own kernels exactly.
     Kernels,
+}
+
+/// How frames are padded at the clip's edges (`center=True`).
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum EdgePad {
+    /// Reflect `n_fft/2` samples (torchlibrosa, PyTorch `stft`; PANNs).
+    Reflect,
+    /// Zeros (librosa ≥ 0.10 `pad_mode="constant"`; the aisfx checkpoint).
+    Constant,
+}
+
+/// How mel power is compressed.
+#[derive(Config, Debug, Copy, PartialEq)]
+pub enum Compression {
+    /// `10·log10(max(x, amin)) − 10·log10(max(amin, ref))` with optional top-dB clipping (PANNs).
+    Db,
+    /// `(log10(gain·x + 1) − min) / (max − min)`: Essentia's "shift_scale_log" followed by the
+    /// min–max scaling of the aisfx package (`gain` 1e4, `min` 0, `max` 9.457798957824707).
+    ShiftScaleLog {
+        /// Multiplier inside the log.
+        gain: f64,
+        /// Value mapped to 0.
+        min: f64,
+        /// Value mapped to 1.
+        max: f64,
+    },
 }
 
 /// SpecAugment as torchlibrosa's `SpecAugmentation` (method-spec §1.3): per example, on the
@@ -99,6 +125,20 @@ pub struct FrontEndConfig {
     /// How the STFT is computed.
     #[config(default = "StftImpl::Fft")]
     pub stft_impl: StftImpl,
+    /// Edge padding of the centred frames.
+    #[config(default = "EdgePad::Reflect")]
+    pub edge_pad: EdgePad,
+    /// Compression of the mel power.
+    #[config(default = "Compression::Db")]
+    pub compression: Compression,
+    /// Divide each waveform by its peak absolute value first (the aisfx package does).
+    #[config(default = false)]
+    pub peak_normalize: bool,
+    /// Apply `bn0` (a learned batch norm over the mel bins). PANNs: yes; aisfx: no — then
+    /// [`FrontEnd::forward`] returns the compressed mel unchanged (the `bn0` module is still
+    /// built, at identity, so that every front end has the same fields).
+    #[config(default = true)]
+    pub use_bn0: bool,
     /// SpecAugment applied in training mode after `bn0`; `None` disables it.
     #[config(default = "Some(SpecAugmentConfig::panns())")]
     pub spec_augment: Option<SpecAugmentConfig>,
@@ -115,11 +155,24 @@ impl FrontEndConfig {
         Self::new(32_000, 1024, 320, 64, 50.0, 14_000.0)
     }
 
-    /// The 44.1 kHz front end of the `aisfx` checkpoint: window 2048, hop 1024, 96 mels.
-    /// Its mel range (`f_min`, `f_max`) follows that package; see `accrue-encoders` for the
-    /// checkpoint. SpecAugment off (the checkpoint was not trained with it).
+    /// The 44.1 kHz front end of the `aisfx` checkpoint, as its package computes it with librosa
+    /// (`aisfx/spectrogram/spectrogram_librosa.py` + `preprocessing.spectrogram_normalize`):
+    /// peak-normalised waveform, window 2048, hop 1024, zero edge padding, power 2, 96 HTK mels
+    /// over 0–22 050 Hz with unit-sum filters, `log10(10⁴·x + 1) / 9.4578`, no `bn0`, no
+    /// SpecAugment.
     pub fn aisfx_44k() -> Self {
-        Self::new(44_100, 2048, 1024, 96, 0.0, 22_050.0).with_spec_augment(None)
+        Self::new(44_100, 2048, 1024, 96, 0.0, 22_050.0)
+            .with_spec_augment(None)
+            .with_mel_scale(MelScale::Htk)
+            .with_mel_norm(MelNorm::UnitSum)
+            .with_edge_pad(EdgePad::Constant)
+            .with_compression(Compression::ShiftScaleLog {
+                gain: 1e4,
+                min: 0.0,
+                max: 9.457_798_957_824_707,
+            })
+            .with_peak_normalize(true)
+            .with_use_bn0(false)
     }
 
     /// Number of frequency bins of the one-sided STFT.
@@ -314,7 +367,11 @@ impl FrontEnd {
     /// - output: `[B, 1, T, n_mels]` with `T = 1 + ⌊max(L, min_samples)/hop⌋`
     pub fn forward(&self, wave: Tensor<2>) -> Tensor<4> {
         let x = self.logmel(wave);
-        let x = self.apply_bn0(x);
+        let x = if self.config.use_bn0 {
+            self.apply_bn0(x)
+        } else {
+            x
+        };
         match &self.config.spec_augment {
             Some(cfg) if self.training.is_enabled() && x.device().is_autodiff() => {
                 spec_augment(x, cfg)
@@ -340,16 +397,24 @@ impl FrontEnd {
         let mel = power
             .reshape([b * t, f])
             .matmul(self.logmel_extractor.mel_w.val());
-        let db = mel.clamp_min(self.config.amin).log() * (10.0 / std::f64::consts::LN_10)
-            - 10.0 * self.config.amin.max(self.config.ref_value).log10();
-        let db = match self.config.top_db {
-            Some(top) => {
-                let max = db.clone().max().into_scalar::<f32>();
-                db.clamp_min(f64::from(max) - top)
+        let out = match self.config.compression {
+            Compression::Db => {
+                let db = mel.clamp_min(self.config.amin).log() * (10.0 / std::f64::consts::LN_10)
+                    - 10.0 * self.config.amin.max(self.config.ref_value).log10();
+                match self.config.top_db {
+                    Some(top) => {
+                        let max = db.clone().max().into_scalar::<f32>();
+                        db.clamp_min(f64::from(max) - top)
+                    }
+                    None => db,
+                }
             }
-            None => db,
+            Compression::ShiftScaleLog { gain, min, max } => {
+                let l = (mel * gain + 1.0).log() / std::f64::consts::LN_10;
+                (l - min) / (max - min)
+            }
         };
-        db.reshape([b, 1, t, m])
+        out.reshape([b, 1, t, m])
     }
 
     /// Power spectrogram `re² + im²`.
@@ -367,6 +432,18 @@ impl FrontEnd {
             wave
         };
         let device = wave.device();
+        let wave = if cfg.peak_normalize {
+            // x / max|x| per clip; an all-zero clip is left as is (the package divides by 1).
+            let peak = wave.clone().abs().max_dim(1);
+            let peak = peak.clone().mask_fill(peak.equal_elem(0.0), 1.0);
+            wave / peak
+        } else {
+            wave
+        };
+        let edge = match cfg.edge_pad {
+            EdgePad::Reflect => PadMode::Reflect,
+            EdgePad::Constant => PadMode::Constant(0.0),
+        };
         match cfg.stft_impl {
             StftImpl::Fft => {
                 // Same framing as `burn::tensor::signal::stft` (reflect pad, unfold, window),
@@ -374,7 +451,7 @@ impl FrontEnd {
                 // stacking them into a [B, T, F, 2] tensor first.
                 let n = cfg.n_fft;
                 let half = n / 2;
-                let padded = wave.pad([(0, 0), (half, half)], PadMode::Reflect);
+                let padded = wave.pad([(0, 0), (half, half)], edge);
                 let frames: Tensor<3> = padded.unfold(1, n, cfg.hop_length); // [B, T, N]
                 let window =
                     Tensor::<1>::from_data(TensorData::new(hann_periodic(n), [n]), &device)
@@ -385,7 +462,7 @@ impl FrontEnd {
             StftImpl::Kernels => {
                 let n = cfg.n_fft;
                 let half = n / 2;
-                let padded = wave.pad([(0, 0), (half, half)], PadMode::Reflect);
+                let padded = wave.pad([(0, 0), (half, half)], edge);
                 let frames: Tensor<3> = padded.unfold(1, n, cfg.hop_length); // [B, T, N]
                 let [_, t, _] = frames.dims();
                 let f = cfg.n_freqs();

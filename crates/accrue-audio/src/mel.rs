@@ -26,6 +26,8 @@ pub enum MelNorm {
     Slaney,
     /// Unnormalised triangles with peak 1.
     None,
+    /// Each filter divided by its sum (librosa `norm=1.0`, what the aisfx checkpoint used).
+    UnitSum,
 }
 
 const F_SP: f64 = 200.0 / 3.0;
@@ -106,16 +108,33 @@ pub fn mel_filterbank(
     let fdiff: Vec<f64> = mel_f.windows(2).map(|w| w[1] - w[0]).collect();
     let mut w = vec![0f32; n_freqs * n_mels];
     for m in 0..n_mels {
-        let enorm = match norm {
-            MelNorm::Slaney => 2.0 / (mel_f[m + 2] - mel_f[m]),
-            MelNorm::None => 1.0,
-        };
-        for (k, &f) in fft_freqs.iter().enumerate() {
-            let lower = -(mel_f[m] - f) / fdiff[m];
-            let upper = (mel_f[m + 2] - f) / fdiff[m + 1];
-            let v = lower.min(upper).max(0.0);
-            // librosa stores the triangle as f32, then scales it by the f64 norm.
-            w[k * n_mels + m] = (f64::from(v as f32) * enorm) as f32;
+        // librosa stores each triangle as f32, then normalises it.
+        let tri: Vec<f32> = fft_freqs
+            .iter()
+            .map(|&f| {
+                let lower = -(mel_f[m] - f) / fdiff[m];
+                let upper = (mel_f[m + 2] - f) / fdiff[m + 1];
+                lower.min(upper).max(0.0) as f32
+            })
+            .collect();
+        match norm {
+            MelNorm::UnitSum => {
+                // librosa.util.normalize(norm=1): divide by the L1 norm, in float32.
+                let sum: f32 = tri.iter().sum();
+                let sum = if sum > 0.0 { sum } else { 1.0 };
+                for (k, &v) in tri.iter().enumerate() {
+                    w[k * n_mels + m] = v / sum;
+                }
+            }
+            MelNorm::Slaney | MelNorm::None => {
+                let enorm = match norm {
+                    MelNorm::Slaney => 2.0 / (mel_f[m + 2] - mel_f[m]),
+                    _ => 1.0,
+                };
+                for (k, &v) in tri.iter().enumerate() {
+                    w[k * n_mels + m] = (f64::from(v) * enorm) as f32;
+                }
+            }
         }
     }
     w

@@ -281,3 +281,29 @@ fn front_end_is_a_module_with_frozen_kernels_and_trainable_bn0() {
             .is_require_grad()
     );
 }
+
+#[test]
+fn aisfx_preset_matches_the_aisfx_package_librosa_features() {
+    // The aisfx package's own librosa path; tolerance 1e-5 absolute on features in [0, ~1]
+    // (float32 round-off of the STFT stays far below it at every magnitude here, since
+    // log10(1 + 1e4·x) is flat where x is tiny).
+    let device = Device::default();
+    let fx = Fixture::open("aisfx.safetensors");
+    let front = FrontEndConfig::aisfx_44k().init(&device);
+    let mut names: Vec<String> = fx
+        .names()
+        .into_iter()
+        .filter_map(|n| n.strip_suffix(".features").map(str::to_string))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty());
+    for name in names {
+        let (_, wave) = fx.f32(&format!("{name}.wave"));
+        let (shape, reference) = fx.f32(&format!("{name}.features"));
+        let x = Tensor::<2>::from_data(TensorData::new(wave.clone(), [1, wave.len()]), &device);
+        let ours: Vec<f32> = front.forward(x).into_data().try_to_vec().unwrap();
+        assert_eq!(ours.len(), shape[0] * shape[1], "{name}: frames");
+        let err = max_abs_diff(&ours, &reference);
+        assert!(err <= 1e-5, "{name}: max abs {err:e} > 1e-5");
+    }
+}
