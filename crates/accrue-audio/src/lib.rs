@@ -4,7 +4,8 @@
 //!
 //! - [`decode`]: any common audio file (WAV, FLAC, OGG/Vorbis, MP3, …) to mono `f32` with
 //!   symphonia, with typed errors that name the file.
-//! - [`resample`]: band-limited resampling between 8 and 192 kHz with rubato.
+//! - [`resample`]: band-limited resampling between 1 and 192 kHz with rubato (real data holds
+//!   rates as low as 5 kHz).
 //! - [`crop`]: random / centre / start crops and zero-padding to a fixed length.
 //! - [`mel`]: the Slaney mel filterbank exactly as librosa computes it.
 //! - [`nn`]: a PyTorch-faithful `BatchNorm` (unbiased running variance), shared with the
