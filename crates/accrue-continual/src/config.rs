@@ -1,0 +1,406 @@
+//! Experiment files: the initial encoder, then a list of stages (method-spec §5).
+//!
+//! Every table rejects unknown keys; parse errors name the key and the line. Relative paths
+//! are relative to the experiment file's directory. See `configs/a-av-at.toml`.
+
+use std::path::{Path, PathBuf};
+
+use accrue_encoders::{AnyEncoderConfig, Cnn14Config, ResNet38Config};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ContinualError, Result};
+use crate::model::{ProjectionHeadConfig, TaskKind};
+use crate::strategies::StrategyConfig;
+
+/// A whole experiment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Run name (used in logs).
+    pub name: String,
+    /// Output directory (checkpoints, `metrics.jsonl`, the final model).
+    pub output_dir: PathBuf,
+    /// The initial encoder.
+    pub encoder: EncoderSpec,
+    /// Projection heads g^AV / g^AT.
+    #[serde(default)]
+    pub head: HeadSpec,
+    /// Sample rate of the encoder's front end.
+    #[serde(default = "default_sample_rate")]
+    pub sample_rate: u32,
+    /// The stages, trained in order.
+    pub stages: Vec<StageConfig>,
+}
+
+fn default_sample_rate() -> u32 {
+    32_000
+}
+
+/// The initial encoder: a preset and an optional checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderSpec {
+    /// `resnet38`, `resnet38-tiny`, `cnn14` or `cnn14-tiny`.
+    pub preset: String,
+    /// Classes of `fc_audioset` (default: the preset's, 527).
+    #[serde(default)]
+    pub num_classes: Option<usize>,
+    /// A PANNs `.pth` (loaded strictly with the PANNs key map) or one of accrue's own
+    /// `.safetensors` checkpoints.
+    #[serde(default)]
+    pub checkpoint: Option<PathBuf>,
+    /// The task the initial encoder was trained on (`"A"` for a PANNs AudioSet checkpoint):
+    /// the first stage then distils from it (the paper's A → AV → AT with A = the released
+    /// checkpoint). Default: none (the first stage has no teacher).
+    #[serde(default)]
+    pub trained_on: Option<TaskKind>,
+}
+
+impl EncoderSpec {
+    /// The encoder configuration of the preset.
+    ///
+    /// # Errors
+    /// An unknown preset.
+    pub fn config(&self) -> Result<AnyEncoderConfig> {
+        let mut cfg = match self.preset.as_str() {
+            "resnet38" => AnyEncoderConfig::ResNet38(ResNet38Config::panns()),
+            "resnet38-tiny" => AnyEncoderConfig::ResNet38(ResNet38Config::tiny()),
+            "cnn14" => AnyEncoderConfig::Cnn(Cnn14Config::panns()),
+            "cnn14-tiny" => AnyEncoderConfig::Cnn(Cnn14Config::tiny()),
+            other => {
+                return Err(ContinualError::Config(format!(
+                    "unknown encoder preset `{other}` (resnet38, resnet38-tiny, cnn14, cnn14-tiny)"
+                )));
+            }
+        };
+        if let Some(n) = self.num_classes {
+            cfg = match cfg {
+                AnyEncoderConfig::ResNet38(c) => AnyEncoderConfig::ResNet38(c.with_num_classes(n)),
+                AnyEncoderConfig::Cnn(c) => AnyEncoderConfig::Cnn(c.with_num_classes(n)),
+            };
+        }
+        Ok(cfg)
+    }
+}
+
+/// Projection-head widths.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeadSpec {
+    /// Hidden width.
+    pub hidden: usize,
+    /// Output width (the supervision space).
+    pub output: usize,
+}
+
+impl Default for HeadSpec {
+    fn default() -> Self {
+        Self {
+            hidden: 512,
+            output: 512,
+        }
+    }
+}
+
+impl HeadSpec {
+    /// The head config for an encoder of embedding width `d_input`.
+    pub fn config(&self, d_input: usize) -> ProjectionHeadConfig {
+        ProjectionHeadConfig::new(d_input)
+            .with_d_hidden(self.hidden)
+            .with_d_output(self.output)
+    }
+}
+
+/// One stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    /// Stage name (logs, checkpoints).
+    pub name: String,
+    /// The task(s): one, or several for a multi-task stage (MT-WC).
+    pub tasks: Vec<TaskConfig>,
+    /// The continual-learning method (default: fine-tuning).
+    #[serde(default = "default_strategy")]
+    pub strategy: StrategyConfig,
+    /// λ of `L = (1 − λ)·L_c + λ·L_kd`.
+    #[serde(default = "default_lambda")]
+    pub lambda: f64,
+    /// Optimiser.
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate schedule (stepped once per epoch).
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
+    /// Maximum epochs.
+    pub epochs: usize,
+    /// Early stopping: epochs without improvement of the monitored loss (validation loss when
+    /// the tasks have validation manifests, else the training loss). `None`: no early stopping.
+    #[serde(default)]
+    pub patience: Option<usize>,
+    /// Clips per batch (per task).
+    pub batch_size: usize,
+    /// Training crop in seconds (random crop, zero-padded; method-spec §5).
+    pub crop_seconds: f64,
+    /// Seed of shuffling, crops, caption choice, dropout and SpecAugment.
+    #[serde(default)]
+    pub seed: u64,
+    /// Also checkpoint every this many steps (0: only at epoch and stage ends).
+    #[serde(default)]
+    pub checkpoint_every_steps: usize,
+}
+
+fn default_strategy() -> StrategyConfig {
+    StrategyConfig::Finetune
+}
+
+fn default_lambda() -> f64 {
+    0.3
+}
+
+/// One task of a stage: its data and its supervision.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskConfig {
+    /// `A`, `AV` or `AT`.
+    pub kind: TaskKind,
+    /// Training manifest (accrue-data JSONL/CSV format).
+    pub manifest: PathBuf,
+    /// Validation manifest (optional).
+    #[serde(default)]
+    pub valid_manifest: Option<PathBuf>,
+    /// Supervision-embedding table (required for AV/AT; see [`crate::supervision`]).
+    #[serde(default)]
+    pub supervision: Option<PathBuf>,
+}
+
+/// Optimiser settings (Adam, method-spec §5).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimizerConfig {
+    /// Learning rate.
+    pub lr: f64,
+    /// β₁.
+    pub beta_1: f32,
+    /// β₂.
+    pub beta_2: f32,
+    /// ε.
+    pub epsilon: f32,
+    /// AMSGrad.
+    pub amsgrad: bool,
+    /// L2 weight decay (0: none).
+    pub weight_decay: f32,
+    /// Clip gradients to this global L2 norm per parameter (Burn's `GradientClipping::Norm`).
+    pub grad_clip_norm: Option<f32>,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-3,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-8,
+            amsgrad: false,
+            weight_decay: 0.0,
+            grad_clip_norm: None,
+        }
+    }
+}
+
+/// Epoch-level learning-rate schedules.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SchedulerConfig {
+    /// Constant learning rate.
+    #[default]
+    Constant,
+    /// `lr_e = lr₀·γ^⌊e/step⌋`.
+    Step {
+        /// Epochs per decay.
+        step_size: usize,
+        /// Decay factor.
+        gamma: f64,
+    },
+    /// ReduceLROnPlateau (mode min, relative threshold).
+    Plateau {
+        /// Decay factor.
+        factor: f64,
+        /// Epochs without improvement before decaying.
+        patience: usize,
+        /// Lower bound of the learning rate.
+        min_lr: f64,
+        /// Relative improvement threshold.
+        threshold: f64,
+    },
+}
+
+impl ExperimentConfig {
+    /// Reads and validates an experiment file; relative paths become relative to its directory.
+    ///
+    /// # Errors
+    /// Unreadable file, TOML errors (unknown keys are reported with the key, line and column),
+    /// or invalid values.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| ContinualError::io(path, e))?;
+        let mut cfg = Self::parse(&text).map_err(|message| ContinualError::ConfigFile {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.resolve_paths(base);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parses TOML text; the error message carries line and column.
+    ///
+    /// # Errors
+    /// The parser's message.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        toml::from_str(text).map_err(|e| {
+            let mut msg = e.message().to_string();
+            if let Some(span) = e.span() {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                msg = format!("line {line}, column {col}: {msg}");
+            }
+            msg
+        })
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.output_dir);
+        if let Some(c) = self.encoder.checkpoint.as_mut() {
+            fix(c);
+        }
+        for stage in &mut self.stages {
+            for task in &mut stage.tasks {
+                fix(&mut task.manifest);
+                if let Some(v) = task.valid_manifest.as_mut() {
+                    fix(v);
+                }
+                if let Some(s) = task.supervision.as_mut() {
+                    fix(s);
+                }
+            }
+        }
+    }
+
+    /// Checks values that serde cannot.
+    ///
+    /// # Errors
+    /// The first invalid value, named.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(ContinualError::Config(msg));
+        if self.stages.is_empty() {
+            return bad("an experiment needs at least one stage".into());
+        }
+        self.encoder.config()?;
+        for (i, s) in self.stages.iter().enumerate() {
+            let at = format!("stage {i} (`{}`)", s.name);
+            if s.tasks.is_empty() {
+                return bad(format!("{at}: no tasks"));
+            }
+            if !(0.0..=1.0).contains(&s.lambda) {
+                return bad(format!("{at}: lambda {} is not in [0, 1]", s.lambda));
+            }
+            if s.batch_size < 2 || s.epochs == 0 {
+                return bad(format!("{at}: batch_size must be ≥ 2 and epochs ≥ 1"));
+            }
+            if !(s.crop_seconds > 0.0 && s.crop_seconds.is_finite()) {
+                return bad(format!("{at}: crop_seconds must be positive"));
+            }
+            if !(s.optimizer.lr > 0.0 && s.optimizer.lr.is_finite()) {
+                return bad(format!("{at}: optimizer.lr must be positive"));
+            }
+            for t in &s.tasks {
+                if t.kind.is_contrastive() && t.supervision.is_none() {
+                    return bad(format!("{at}: task {} needs a `supervision` table", t.kind));
+                }
+            }
+            s.strategy.build()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name = "t"
+output_dir = "out"
+[encoder]
+preset = "resnet38-tiny"
+[[stages]]
+name = "av"
+epochs = 1
+batch_size = 4
+crop_seconds = 1.0
+strategy = { kind = "lwf" }
+[[stages.tasks]]
+kind = "AV"
+manifest = "m.jsonl"
+supervision = "s.json"
+"#;
+
+    #[test]
+    fn parses_and_resolves() {
+        let mut c = ExperimentConfig::parse(MINIMAL).expect("parses");
+        c.resolve_paths(Path::new("/exp"));
+        assert_eq!(c.output_dir, PathBuf::from("/exp/out"));
+        assert_eq!(c.stages[0].lambda, 0.3);
+        assert_eq!(c.stages[0].tasks[0].kind, TaskKind::AV);
+        c.validate().expect("valid");
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let text = MINIMAL.replace("epochs = 1", "epochs = 1\nlearning_rate = 0.1");
+        let err = ExperimentConfig::parse(&text).expect_err("unknown key");
+        assert!(err.contains("learning_rate"), "{err}");
+        assert!(err.contains("line 9,"), "{err}");
+        let text = MINIMAL.replace("kind = \"lwf\"", "kind = \"lwf\", temprature = 2.0");
+        let err = ExperimentConfig::parse(&text).expect_err("unknown strategy key");
+        assert!(
+            err.contains("temprature") && err.contains("line 11"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn shipped_configs_parse_and_validate() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("configs dir").flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let c = ExperimentConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(
+                    c.encoder.trained_on,
+                    Some(TaskKind::A),
+                    "{}",
+                    path.display()
+                );
+                n += 1;
+            }
+        }
+        assert!(n >= 10, "expected the shipped configs, found {n}");
+    }
+
+    #[test]
+    fn invalid_values_are_rejected() {
+        let c = ExperimentConfig::parse(&MINIMAL.replace("supervision = \"s.json\"", ""))
+            .expect("parses");
+        assert!(c.validate().is_err());
+        let c = ExperimentConfig::parse(&MINIMAL.replace("resnet38-tiny", "vit")).expect("parses");
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,56 @@
+//! # accrue-continual
+//!
+//! Continual multi-modal pre-training of audio encoders (Kim, Wu, Bondi, Liu, ICASSP 2024;
+//! method-spec §3–§5): the strategy API, the shipped methods and the stage trainer.
+//!
+//! - [`strategy`]: the [`Strategy`] trait — narrow typed hooks (`begin_stage`, `loss_terms`,
+//!   `end_stage`), declared [`Capabilities`], the read-only [`StepView`].
+//! - [`strategies`]: sequential fine-tuning, LwF, CaSSLe, Mod-X, frozen encoder + adapter,
+//!   MT-WC, [`strategies::Combined`], and the TOML-driven [`strategies::AnyStrategy`].
+//! - [`model`]: the [`Student`] (encoder + one projection head per task) and the
+//!   [`Trainable`] module the optimiser updates (`{ student, aux }`).
+//! - [`step`]: one optimisation step, shared by the trainer and the tests.
+//! - [`config`], [`trainer`], [`supervision`]: TOML experiments (unknown keys rejected with
+//!   key and line), the stage trainer ([`run_experiment`]) with Adam/AMSGrad, StepLR,
+//!   ReduceLROnPlateau, early stopping keeping the best weights, gradient clipping, atomic
+//!   checkpoints with bit-identical resume on the CPU backend, NaN/inf stops naming the term,
+//!   progress bars (`ACCRUE_NO_PROGRESS` hides them), `tracing` logs and a JSONL metrics log;
+//!   supervision embeddings come from precomputed tables, never from a tower in the loop.
+//!
+//! ## Devices
+//!
+//! One device per run, any backend the [`burn::tensor::Device`] selects (CPU `flex` is
+//! tested; bit-identical resume is only claimed there). Multi-device data parallelism (Burn's
+//! gradient all-reduce) is **not implemented**: contrastive negatives would be per device
+//! unless gathered. Teachers and students share the device.
+//!
+//! ## Writing a method
+//!
+//! Implement [`Strategy`]; see `examples/custom_strategy.rs` (feature-space L2 distillation in
+//! ~60 lines). Compose with [`strategies::Combined`] or, from TOML, `kind = "combined"`.
+//!
+//! Architecture invariant: strategies compute loss terms from read-only views; only the
+//! trainer optimises, checkpoints and logs.
+
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod step;
+pub mod strategies;
+pub mod strategy;
+pub mod supervision;
+#[doc(hidden)]
+pub mod testing;
+pub mod trainer;
+
+pub use accrue_losses::{LossTerms, ObjectiveConfig};
+pub use config::ExperimentConfig;
+pub use error::{ContinualError, Result};
+pub use model::{ContrastiveHead, ProjectionHeadConfig, Student, TaskKind, Trainable};
+pub use step::{ComputedStep, StepCounters, TaskBatch, apply_step, compute_step};
+pub use strategy::{
+    BatchMeta, Capabilities, NoAux, StageInfo, StepView, Strategy, Supervision, TaskView,
+    snapshot_teacher, task_loss,
+};
+pub use supervision::SupervisionTable;
+pub use trainer::{RunSummary, StageSummary, run_experiment, run_experiment_config};

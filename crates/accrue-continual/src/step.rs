@@ -1,0 +1,161 @@
+//! One optimisation step, shared by the stage trainer and the tests.
+//!
+//! ```text
+//!  wave [B,L] ──► student.encoder (train) ──► EncoderOutput ──► g^k ──► head_output ─┐
+//!        │                                                                          │
+//!        └─(caps.teacher_forward)─► teacher.encoder (valid, no grad) ──► teacher ───┤
+//!  supervision (cache) ─(caps.supervision)───────────────────────────────────────────┤
+//!                                                                                   ▼
+//!                        strategy.loss_terms(StepView, &aux) ──► LossTerms (named, weighted)
+//!                                                                                   │
+//!           check_finite (names the term) ◄─────────────────────────────────────────┤
+//!                                                                                   ▼
+//!                 total().backward() ──► GradientsParams ──► optimiser.step(Trainable{student, aux})
+//! ```
+
+use accrue_losses::{LossError, LossTerms, TermValue};
+use burn::module::{Module, ModuleDisplay};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::Tensor;
+
+use crate::error::Result;
+use crate::model::{TaskKind, Trainable};
+use crate::strategy::{BatchMeta, StageInfo, StepView, Strategy, Supervision, TaskView};
+
+/// One task's raw batch.
+#[derive(Clone, Debug)]
+pub struct TaskBatch {
+    /// The task.
+    pub kind: TaskKind,
+    /// `[B, L]` waveforms (plain, no autodiff).
+    pub wave: Tensor<2>,
+    /// Supervision (embeddings for AV/AT, labels for A).
+    pub supervision: Option<Supervision>,
+    /// Metadata.
+    pub meta: BatchMeta,
+}
+
+/// Work counters (observability and tests).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepCounters {
+    /// Student encoder forwards.
+    pub student_forwards: u64,
+    /// Teacher encoder forwards.
+    pub teacher_forwards: u64,
+    /// Completed optimiser steps.
+    pub steps: u64,
+}
+
+/// A computed (not yet applied) step.
+pub struct ComputedStep {
+    /// Gradients of the total loss w.r.t. the trainable module.
+    pub grads: GradientsParams,
+    /// The terms' values (unweighted) and weights.
+    pub terms: Vec<TermValue>,
+    /// The weighted total.
+    pub total: f64,
+}
+
+/// Builds the step view and asks the strategy for its terms.
+///
+/// # Errors
+/// Strategy or loss errors.
+pub fn loss_terms<S: Strategy>(
+    strategy: &S,
+    stage: &StageInfo,
+    model: &Trainable<S::Aux>,
+    batches: &[TaskBatch],
+    counters: &mut StepCounters,
+) -> Result<LossTerms> {
+    let caps = strategy.capabilities(stage);
+    let teacher = if caps.teacher_forward {
+        strategy.teacher()
+    } else {
+        None
+    };
+    let mut views = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let student = model.student.encode(batch.wave.clone());
+        counters.student_forwards += 1;
+        let head_output = model.student.head_output(batch.kind, &student)?;
+        let logit_scale = model
+            .student
+            .head(batch.kind)
+            .map(|h| h.logit_scale.forward());
+        let teacher = teacher.map(|t| {
+            counters.teacher_forwards += 1;
+            t.encode(batch.wave.clone().inner())
+        });
+        views.push(TaskView {
+            kind: batch.kind,
+            student,
+            head_output,
+            logit_scale,
+            teacher,
+            supervision: if caps.supervision {
+                batch.supervision.clone()
+            } else {
+                None
+            },
+            meta: batch.meta.clone(),
+        });
+    }
+    let view = StepView {
+        stage,
+        student: &model.student,
+        tasks: &views,
+    };
+    strategy.loss_terms(&view, &model.aux)
+}
+
+/// Forward + NaN/inf check + backward. Nothing is modified: on error the model is intact.
+///
+/// # Errors
+/// [`LossError::NonFinite`] (wrapped) naming the first non-finite term, or strategy errors.
+pub fn compute_step<S: Strategy>(
+    strategy: &S,
+    stage: &StageInfo,
+    model: &Trainable<S::Aux>,
+    batches: &[TaskBatch],
+    counters: &mut StepCounters,
+) -> Result<ComputedStep> {
+    let terms = loss_terms(strategy, stage, model, batches, counters)?;
+    terms.check_finite()?;
+    let total_t = terms.total()?;
+    let total = total_t
+        .clone()
+        .into_data()
+        .iter::<f64>()
+        .next()
+        .unwrap_or(f64::NAN);
+    if !total.is_finite() {
+        return Err(LossError::NonFinite {
+            term: "total".into(),
+            value: total,
+        }
+        .into());
+    }
+    let grads = GradientsParams::from_grads(total_t.backward(), model);
+    Ok(ComputedStep {
+        grads,
+        terms: terms.values(),
+        total,
+    })
+}
+
+/// Applies a computed step with `optimizer` at learning rate `lr`, then clamps the logit
+/// scales.
+pub fn apply_step<A: Module + ModuleDisplay>(
+    model: Trainable<A>,
+    optimizer: &mut ModuleOptimizer,
+    lr: f64,
+    step: ComputedStep,
+    counters: &mut StepCounters,
+) -> Trainable<A> {
+    let model = optimizer.step(lr, model, step.grads);
+    counters.steps += 1;
+    Trainable {
+        student: model.student.clamp_logit_scales(),
+        aux: model.aux,
+    }
+}

@@ -1,0 +1,155 @@
+//! Mod-X, adapted to multi-modal continual pre-training (method-spec §4.3).
+//!
+//! Paper: Ni et al., "Continual vision-language representation learning with off-diagonal
+//! information", ICML 2023; reference `ZixuanNi/Mod-X:ModX_Training/continue_train_model.py`.
+//! Distils the raw cosine matrix between audio and supervision embeddings:
+//! `C = norm(g^k(f_a^k(x)))·S_supᵀ`, `C° = norm(ĝ(f_a^{k−1}(x)))·S_supᵀ` with cognition
+//! alignment and `KL(C° ‖ C)` per row and column. The teacher's audio side is
+//! - after an AV/AT task: the teacher's own head g^{k−1} on the teacher encoder;
+//! - after the unimodal task A: the **current** head g^k applied to the previous encoder under
+//!   no-grad (§10 item 8).
+//!
+//! The supervision embeddings are the current batch's (§10 item 9).
+
+use accrue_losses::{LossTerms, ModXConfig, ObjectiveConfig, modx_loss};
+use burn::module::Module;
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ContinualError, Result};
+use crate::model::{Student, TaskKind};
+use crate::strategy::{
+    Capabilities, NoAux, StageInfo, StepView, Strategy, Supervision, snapshot_teacher, task_loss,
+};
+
+/// Mod-X options (defaults: the reference code, §10 item 7).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModXOptions {
+    /// Cognition alignment of mis-ranked teacher rows.
+    pub alignment: bool,
+}
+
+impl Default for ModXOptions {
+    fn default() -> Self {
+        Self { alignment: true }
+    }
+}
+
+/// Mod-X.
+#[derive(Clone, Debug, Default)]
+pub struct ModX {
+    options: ModXOptions,
+    teacher: Option<Student>,
+}
+
+impl ModX {
+    /// Mod-X with the given options.
+    pub fn new(options: ModXOptions) -> Self {
+        Self {
+            options,
+            teacher: None,
+        }
+    }
+}
+
+impl Strategy for ModX {
+    type Aux = NoAux;
+
+    fn name(&self) -> String {
+        "modx".into()
+    }
+
+    fn capabilities(&self, stage: &StageInfo) -> Capabilities {
+        Capabilities {
+            teacher_forward: stage.previous.is_some(),
+            supervision: true,
+            freeze_encoder: false,
+        }
+    }
+
+    fn begin_stage(&mut self, stage: &StageInfo, student: &Student, _: &Device) -> Result<NoAux> {
+        if stage.previous.is_some() && !stage.kind().is_contrastive() {
+            return Err(ContinualError::strategy(
+                "modx",
+                "the current task must be contrastive (AV/AT)",
+            ));
+        }
+        self.teacher = stage.previous.map(|_| snapshot_teacher(student));
+        Ok(NoAux {})
+    }
+
+    fn teacher(&self) -> Option<&Student> {
+        self.teacher.as_ref()
+    }
+
+    fn loss_terms(&self, view: &StepView<'_>, _aux: &NoAux) -> Result<LossTerms> {
+        let task = view.primary();
+        let l_c = task_loss(task)?;
+        let Some(prev) = view.stage.previous else {
+            return Ok(LossTerms::new().with(accrue_losses::CONTRASTIVE_TERM, l_c, 1.0)?);
+        };
+        let teacher = self
+            .teacher
+            .as_ref()
+            .ok_or_else(|| ContinualError::strategy("modx", "no teacher"))?;
+        let t_out = task.teacher.as_ref().ok_or_else(|| {
+            ContinualError::strategy("modx", "no teacher outputs in the step view")
+        })?;
+        let teacher_audio = match prev {
+            // §10 item 8: the current head, frozen for this computation, on the old encoder.
+            TaskKind::A => view
+                .student
+                .require_head(task.kind)?
+                .valid()
+                .forward(t_out.embedding_dropped.clone()),
+            p => teacher.head_output(p, t_out)?,
+        };
+        let Some(Supervision::Embeddings(sup)) = &task.supervision else {
+            return Err(ContinualError::strategy(
+                "modx",
+                "needs supervision embeddings",
+            ));
+        };
+        let config = ModXConfig::new().with_alignment(self.options.alignment);
+        let l_kd = modx_loss(
+            teacher_audio,
+            task.head_output.clone(),
+            sup.clone(),
+            &config,
+        )?;
+        LossTerms::objective(
+            l_c,
+            l_kd,
+            &ObjectiveConfig::new().with_lambda(view.stage.lambda),
+        )
+        .map_err(ContinualError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+
+    #[test]
+    fn stage_av_after_a_uses_current_head_on_old_encoder() {
+        let r = run_one_step(ModX::default(), TaskKind::AV, Some(TaskKind::A));
+        assert_eq!(r.counters.teacher_forwards, 1);
+        assert!(r.teacher_untouched);
+        assert!(r.grads.encoder > 0.0 && r.grads.current_head > 0.0);
+        assert_eq!(r.grads.classifier, 0.0);
+        assert!(r.kd_value.is_some_and(|v| v.is_finite() && v >= 0.0));
+    }
+
+    #[test]
+    fn stage_at_after_av_uses_the_frozen_av_head() {
+        let r = run_one_step(ModX::default(), TaskKind::AT, Some(TaskKind::AV));
+        assert!(r.teacher_untouched);
+        assert_eq!(
+            r.grads.previous_head, 0.0,
+            "Mod-X's old head is teacher-only"
+        );
+        assert!(r.grads.current_head > 0.0);
+    }
+}

@@ -1,0 +1,332 @@
+//! The strategy API: how a continual-learning method plugs into the trainer.
+//!
+//! A method is a [`Strategy`] with three narrow, typed hooks:
+//!
+//! 1. [`Strategy::begin_stage`] — sees the [`StageInfo`] and a read-only [`Student`] as it is at
+//!    the end of the previous stage. It snapshots what it needs (a teacher via
+//!    [`snapshot_teacher`], an eval-mode no-grad copy whose BatchNorm statistics can never
+//!    move) and returns its freshly built trainable extras ([`Strategy::Aux`]).
+//! 2. [`Strategy::loss_terms`] — a pure function of one step's read-only [`StepView`]
+//!    (student outputs and head outputs, teacher outputs when requested, supervision
+//!    embeddings, batch metadata) and the current aux module; returns named [`LossTerms`].
+//! 3. [`Strategy::end_stage`] — a last look at the trained student (e.g. to compute a Fisher
+//!    matrix); most methods do nothing.
+//!
+//! The trainer owns the optimisation: the student and the aux module travel together in a
+//! [`crate::Trainable`] that Burn's optimiser updates as one module, so a method's extras (the
+//! CaSSLe predictor) are trained with the same optimiser and learning rate as the student.
+//! Declared [`Capabilities`] let the trainer skip work: no teacher forward unless
+//! [`Capabilities::teacher_forward`], no supervision lookup unless
+//! [`Capabilities::supervision`], no encoder gradients with
+//! [`Capabilities::freeze_encoder`].
+//!
+//! Strategies never run optimisers, log, or write checkpoints; metrics and checkpointing
+//! observe the trainer, they never change training.
+
+use accrue_encoders::EncoderOutput;
+use accrue_losses::{LossTerms, clip_loss};
+use burn::module::{Module, ModuleDisplay};
+use burn::tensor::{Device, Tensor};
+
+use crate::error::{ContinualError, Result};
+use crate::model::{Student, TaskKind};
+
+/// What a stage trains on, as a strategy sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageInfo {
+    /// Position of the stage in the experiment (0-based).
+    pub index: usize,
+    /// The tasks trained jointly in this stage (one, except for multi-task stages such as MT-WC:
+    /// `[AV, AT]`). The first one is the stage's primary task.
+    pub tasks: Vec<TaskKind>,
+    /// The primary task of the previous stage (`None` for the first stage).
+    pub previous: Option<TaskKind>,
+    /// Mixing weight λ of `L = (1 − λ)·L_c + λ·L_kd` (method-spec §4).
+    pub lambda: f64,
+}
+
+impl StageInfo {
+    /// A single-task stage.
+    pub fn new(index: usize, kind: TaskKind, previous: Option<TaskKind>, lambda: f64) -> Self {
+        Self {
+            index,
+            tasks: vec![kind],
+            previous,
+            lambda,
+        }
+    }
+
+    /// The primary task.
+    pub fn kind(&self) -> TaskKind {
+        self.tasks[0]
+    }
+}
+
+/// Work a strategy needs from the trainer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Run the teacher ([`Strategy::teacher`]) on every batch and fill [`TaskView::teacher`].
+    pub teacher_forward: bool,
+    /// Look up supervision embeddings / labels for every batch ([`TaskView::supervision`]).
+    pub supervision: bool,
+    /// Keep the encoder fixed (no gradients, eval-mode BatchNorm and dropout) for the stage.
+    pub freeze_encoder: bool,
+}
+
+impl Capabilities {
+    /// The union of two sets of needs.
+    pub fn union(self, other: Self) -> Self {
+        Self {
+            teacher_forward: self.teacher_forward || other.teacher_forward,
+            supervision: self.supervision || other.supervision,
+            freeze_encoder: self.freeze_encoder || other.freeze_encoder,
+        }
+    }
+}
+
+/// The supervision side of one task's batch.
+#[derive(Clone, Debug)]
+pub enum Supervision {
+    /// `[B, D]` frozen-tower embeddings (CLIP image or text), from the embedding cache.
+    Embeddings(Tensor<2>),
+    /// `[B, C]` class targets (multi-hot, or one-hot for single-label data).
+    Labels {
+        /// The targets.
+        targets: Tensor<2>,
+        /// Multi-label (sigmoid/BCE) rather than single-label (softmax/CE).
+        multi_label: bool,
+    },
+}
+
+/// Batch metadata a strategy may read.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BatchMeta {
+    /// Epoch within the stage.
+    pub epoch: usize,
+    /// Step within the epoch.
+    pub step: usize,
+    /// Clip ids of the rows.
+    pub clip_ids: Vec<String>,
+}
+
+/// One task's tensors in a step.
+#[derive(Clone, Debug)]
+pub struct TaskView {
+    /// The task.
+    pub kind: TaskKind,
+    /// The student encoder's outputs (train mode, carrying gradients).
+    pub student: EncoderOutput,
+    /// The student's output of the task's head: `g^k(embedding_dropped)` for AV/AT, the logits
+    /// for A.
+    pub head_output: Tensor<2>,
+    /// The task head's logit scale `exp(τ)` (AV/AT).
+    pub logit_scale: Option<Tensor<1>>,
+    /// The teacher encoder's outputs (eval mode, no gradients), when requested.
+    pub teacher: Option<EncoderOutput>,
+    /// The supervision, when requested.
+    pub supervision: Option<Supervision>,
+    /// Batch metadata.
+    pub meta: BatchMeta,
+}
+
+/// Everything a strategy may read during one step.
+#[derive(Clone, Copy, Debug)]
+pub struct StepView<'a> {
+    /// The stage.
+    pub stage: &'a StageInfo,
+    /// The student being trained (read-only; apply its heads to build more terms).
+    pub student: &'a Student,
+    /// One entry per task of the stage, in [`StageInfo::tasks`] order.
+    pub tasks: &'a [TaskView],
+}
+
+impl<'a> StepView<'a> {
+    /// The primary task's tensors.
+    pub fn primary(&self) -> &'a TaskView {
+        &self.tasks[0]
+    }
+}
+
+/// A continual-learning method. See the [module documentation](self).
+pub trait Strategy {
+    /// Trainable extras optimised together with the student (use [`NoAux`] when none).
+    type Aux: Module + ModuleDisplay;
+
+    /// A short name, used as the prefix of composed terms and in logs.
+    fn name(&self) -> String;
+
+    /// What the trainer must compute for this strategy in `stage`.
+    fn capabilities(&self, stage: &StageInfo) -> Capabilities;
+
+    /// Prepares a stage: snapshot a teacher from `student` (its state at the end of the
+    /// previous stage) and build fresh auxiliary modules on `device`.
+    ///
+    /// # Errors
+    /// When the method cannot run in this stage.
+    fn begin_stage(
+        &mut self,
+        stage: &StageInfo,
+        student: &Student,
+        device: &Device,
+    ) -> Result<Self::Aux>;
+
+    /// The frozen teacher the trainer runs when [`Capabilities::teacher_forward`] is set.
+    fn teacher(&self) -> Option<&Student> {
+        None
+    }
+
+    /// The step's named loss terms.
+    ///
+    /// # Errors
+    /// Shape errors from the loss functions, or missing inputs.
+    fn loss_terms(&self, view: &StepView<'_>, aux: &Self::Aux) -> Result<LossTerms>;
+
+    /// Finishes a stage (default: drops nothing, does nothing).
+    ///
+    /// # Errors
+    /// Method-specific.
+    fn end_stage(
+        &mut self,
+        _stage: &StageInfo,
+        _student: &Student,
+        _aux: &Self::Aux,
+    ) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The empty auxiliary module of strategies without trainable extras.
+#[derive(Module, Debug, Default)]
+pub struct NoAux {}
+
+/// An eval-mode, no-gradient inference copy of `student`: dropout and SpecAugment off,
+/// BatchNorm reads (and never updates) its running statistics, tensors leave the autodiff
+/// graph. This is the only way strategies should make teachers.
+pub fn snapshot_teacher(student: &Student) -> Student {
+    student.valid()
+}
+
+/// The task loss `L_c` of one task: symmetric CLIP loss (§3.1) for AV/AT, binary
+/// cross-entropy with logits (multi-label) or softmax cross-entropy (single-label) for A.
+///
+/// # Errors
+/// Missing supervision, or shape errors.
+pub fn task_loss(task: &TaskView) -> Result<Tensor<1>> {
+    let missing = || {
+        ContinualError::Config(format!(
+            "task {}: no supervision in the step view",
+            task.kind
+        ))
+    };
+    match (task.kind, task.supervision.as_ref().ok_or_else(missing)?) {
+        (
+            TaskKind::A,
+            Supervision::Labels {
+                targets,
+                multi_label,
+            },
+        ) => Ok(classification_loss(
+            task.head_output.clone(),
+            targets.clone(),
+            *multi_label,
+        )),
+        (TaskKind::AV | TaskKind::AT, Supervision::Embeddings(emb)) => {
+            let scale = task.logit_scale.clone().ok_or_else(|| {
+                ContinualError::Config(format!("task {}: no logit scale", task.kind))
+            })?;
+            Ok(clip_loss(task.head_output.clone(), emb.clone(), scale)?)
+        }
+        (kind, _) => Err(ContinualError::Config(format!(
+            "task {kind}: supervision of the wrong type"
+        ))),
+    }
+}
+
+/// Mean binary cross-entropy with logits (multi-label) or softmax cross-entropy (single-label).
+///
+/// # Shapes
+/// - `logits`, `targets`: `[B, C]`
+/// - output: `[1]`
+pub fn classification_loss(logits: Tensor<2>, targets: Tensor<2>, multi_label: bool) -> Tensor<1> {
+    if multi_label {
+        // max(x, 0) − x·y + log(1 + exp(−|x|)), averaged over all elements.
+        let pos = logits.clone().clamp_min(0.0);
+        let soft = logits.clone().abs().neg().exp().add_scalar(1.0).log();
+        (pos - logits * targets + soft).mean()
+    } else {
+        let [b, _] = logits.dims();
+        let logp = burn::tensor::activation::log_softmax(logits, 1);
+        (logp * targets).sum().neg().div_scalar(b.max(1) as f64)
+    }
+}
+
+/// The outputs of the previous task's head g^{k−1} for teacher and student (method-spec §4.1):
+/// for a previous task A the encoders' 527-way logits, otherwise `g^{k−1}` applied to each
+/// encoder's embedding. The teacher side is computed with the teacher's own (frozen) head.
+///
+/// # Errors
+/// Without a previous task, teacher outputs, or the previous head.
+pub fn previous_head_outputs(
+    name: &str,
+    stage: &StageInfo,
+    teacher: Option<&Student>,
+    view: &StepView<'_>,
+    task: &TaskView,
+) -> Result<(Tensor<2>, Tensor<2>)> {
+    let prev = stage
+        .previous
+        .ok_or_else(|| ContinualError::strategy(name, "needs a previous stage"))?;
+    let teacher = teacher
+        .ok_or_else(|| ContinualError::strategy(name, "no teacher (begin_stage not called?)"))?;
+    let t_out = task
+        .teacher
+        .as_ref()
+        .ok_or_else(|| ContinualError::strategy(name, "the step view has no teacher outputs"))?;
+    Ok((
+        teacher.head_output(prev, t_out)?,
+        view.student.head_output(prev, &task.student)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TaskKind;
+    use crate::strategies::Lwf;
+    use crate::testing::run_one_step;
+
+    /// A broken method whose "teacher" is a plain clone (train mode, shared running
+    /// statistics): the harness's bit-exact check must catch it. Proves the check has teeth.
+    #[derive(Default)]
+    struct CloneTeacher(Lwf, Option<Student>);
+
+    impl Strategy for CloneTeacher {
+        type Aux = NoAux;
+        fn name(&self) -> String {
+            "clone".into()
+        }
+        fn capabilities(&self, stage: &StageInfo) -> Capabilities {
+            self.0.capabilities(stage)
+        }
+        fn begin_stage(&mut self, stage: &StageInfo, s: &Student, d: &Device) -> Result<NoAux> {
+            self.0.begin_stage(stage, s, d)?;
+            self.1 = Some(s.clone());
+            Ok(NoAux {})
+        }
+        fn teacher(&self) -> Option<&Student> {
+            self.1.as_ref()
+        }
+        fn loss_terms(&self, view: &StepView<'_>, aux: &NoAux) -> Result<LossTerms> {
+            self.0.loss_terms(view, aux)
+        }
+    }
+
+    #[test]
+    fn a_train_mode_teacher_is_detected() {
+        let r = run_one_step(CloneTeacher::default(), TaskKind::AV, Some(TaskKind::A));
+        assert!(
+            !r.teacher_untouched,
+            "a train-mode clone should have moved its BN statistics"
+        );
+    }
+}

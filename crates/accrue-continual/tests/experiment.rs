@@ -1,0 +1,105 @@
+//! Three-stage experiments (A → AV → AT) with a tiny encoder on synthetic data, for every
+//! shipped strategy, on the CPU backend.
+
+mod common;
+
+use accrue_continual::run_experiment;
+use common::{stage, write_data, write_experiment};
+
+fn three_stages(name: &str, strategy: &str) -> Vec<String> {
+    vec![
+        stage("audioset", &["A"], "{ kind = \"finetune\" }", ""),
+        stage("vggsound", &["AV"], strategy, ""),
+        stage(
+            "clotho",
+            &["AT"],
+            strategy,
+            "lambda = 0.3\n[stages.scheduler]\nkind = \"step\"\nstep_size = 1\ngamma = 0.1",
+        ),
+    ]
+    .into_iter()
+    .map(|s| s.replace("name = \"", &format!("name = \"{name}-")))
+    .collect()
+}
+
+#[test]
+fn every_strategy_runs_a_three_stage_experiment() {
+    unsafe { std::env::set_var("ACCRUE_NO_PROGRESS", "1") };
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_data(dir.path());
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        ("finetune", three_stages("ft", "{ kind = \"finetune\" }")),
+        ("lwf", three_stages("lwf", "{ kind = \"lwf\" }")),
+        (
+            "cassle",
+            three_stages("cassle", "{ kind = \"cassle\", hidden = 32 }"),
+        ),
+        ("modx", three_stages("modx", "{ kind = \"modx\" }")),
+        (
+            "combined",
+            three_stages(
+                "comb",
+                "{ kind = \"combined\", parts = [ { weight = 0.5, strategy = { kind = \"lwf\" } }, { weight = 0.5, strategy = { kind = \"modx\" } } ] }",
+            ),
+        ),
+        (
+            "frozen_adapter",
+            vec![
+                stage("a", &["A"], "{ kind = \"finetune\" }", ""),
+                stage("av", &["AV"], "{ kind = \"finetune\" }", ""),
+                stage("at", &["AT"], "{ kind = \"frozen_adapter\" }", ""),
+            ],
+        ),
+        (
+            "multitask",
+            vec![
+                stage("a", &["A"], "{ kind = \"finetune\" }", ""),
+                stage(
+                    "mt",
+                    &["AV", "AT"],
+                    "{ kind = \"multitask\", weight_av = 0.7, weight_at = 0.3 }",
+                    "",
+                ),
+            ],
+        ),
+    ];
+    for (name, stages) in cases {
+        let path = write_experiment(
+            dir.path(),
+            &format!("{name}.toml"),
+            &format!("out-{name}"),
+            &stages,
+        );
+        let summary = run_experiment(&path, false).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(summary.stages.len(), stages.len(), "{name}");
+        assert!(summary.final_model.is_file(), "{name}");
+        for (i, s) in summary.stages.iter().enumerate() {
+            assert!(s.best_loss.is_finite(), "{name} stage {i}: {s:?}");
+            assert_eq!(s.epochs, 2, "{name} stage {i}");
+        }
+        let teacher = summary.stages.last().map_or(0, |s| s.teacher_forwards);
+        let expects_teacher = matches!(name, "lwf" | "cassle" | "modx" | "combined");
+        assert_eq!(
+            teacher > 0,
+            expects_teacher,
+            "{name}: teacher forwards {teacher}"
+        );
+        let log = std::fs::read_to_string(&summary.metrics).expect("metrics");
+        let steps = log
+            .lines()
+            .filter(|l| l.contains("\"event\":\"step\""))
+            .count();
+        // 8 clips / batch 4 = 2 steps per epoch, 2 epochs per stage.
+        assert_eq!(steps, 4 * stages.len(), "{name}");
+        assert!(
+            log.contains("\"data_wait_fraction\""),
+            "{name}: epochs report data-boundness"
+        );
+        if name == "lwf" {
+            assert!(
+                log.contains("\"distillation\""),
+                "LwF logs its distillation term"
+            );
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Kill-and-resume: a child process (this test binary, re-entered) is killed mid-run; the
+//! resumed run must end with weights bit-identical to an uninterrupted run. Also: NaN/inf in a
+//! loss term stops the run within one step, naming the term, with the last good checkpoint
+//! kept.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use accrue_continual::{ContinualError, run_experiment};
+use common::{stage, write_data, write_experiment};
+
+/// Every tensor of a safetensors file, by name (raw little-endian bytes).
+fn tensors(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let bytes = std::fs::read(path).expect("read weights");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    st.tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.data().to_vec()))
+        .collect()
+}
+
+/// Burn's device RNG is process-global: runs in concurrent test threads would interleave their
+/// seeded draws, so the tests of this file take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+const CHILD_ENV: &str = "ACCRUE_RESUME_CHILD_CONFIG";
+
+fn stages() -> Vec<String> {
+    let every = "checkpoint_every_steps = 1";
+    vec![
+        stage("a", &["A"], "{ kind = \"finetune\" }", every),
+        stage("av", &["AV"], "{ kind = \"cassle\", hidden = 32 }", every),
+        stage(
+            "at",
+            &["AT"],
+            "{ kind = \"lwf\" }",
+            &format!(
+                "{every}\n[stages.scheduler]\nkind = \"plateau\"\nfactor = 0.5\npatience = 0\nmin_lr = 1e-6\nthreshold = 1e-4"
+            ),
+        ),
+    ]
+}
+
+/// Entry point of the child process; a no-op in a normal test run.
+#[test]
+fn resume_child_entry() {
+    if let Some(path) = std::env::var_os(CHILD_ENV) {
+        unsafe { std::env::set_var("ACCRUE_NO_PROGRESS", "1") };
+        run_experiment(Path::new(&path), false).expect("child run");
+    }
+}
+
+fn step_lines(metrics: &Path) -> usize {
+    std::fs::read_to_string(metrics)
+        .map(|t| {
+            t.lines()
+                .filter(|l| l.contains("\"event\":\"step\""))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn killed_and_resumed_run_is_bit_identical() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    unsafe { std::env::set_var("ACCRUE_NO_PROGRESS", "1") };
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_data(dir.path());
+    let reference = write_experiment(dir.path(), "ref.toml", "out-ref", &stages());
+    let killed = write_experiment(dir.path(), "killed.toml", "out-killed", &stages());
+
+    // Kill the child in the middle of the second stage (steps 9–10 of 12: 4 per stage).
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "resume_child_entry",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, &killed)
+        .spawn()
+        .expect("spawn child");
+    let metrics = dir.path().join("out-killed/metrics.jsonl");
+    let t0 = Instant::now();
+    let mut killed_at = None;
+    while t0.elapsed() < Duration::from_secs(240) {
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!("child ended before it was killed: {status}");
+        }
+        let n = step_lines(&metrics);
+        if n >= 6 {
+            child.kill().expect("kill");
+            killed_at = Some(n);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if killed_at.is_none() {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    let killed_at = killed_at.expect("child made no progress in time");
+    assert!(killed_at < 12, "killed too late ({killed_at} steps)");
+
+    let resumed = run_experiment(&killed, true).expect("resume");
+    let uninterrupted = run_experiment(&reference, false).expect("reference run");
+    let a = tensors(&resumed.final_model);
+    let b = tensors(&uninterrupted.final_model);
+    assert!(a.len() > 10, "too few tensors: {}", a.len());
+    let names: Vec<&String> = a.keys().collect();
+    assert_eq!(names, b.keys().collect::<Vec<_>>());
+    for (name, bytes) in &a {
+        assert!(
+            *bytes == b[name],
+            "tensor `{name}` of the resumed run (killed after {killed_at} logged steps) differs from the uninterrupted run"
+        );
+    }
+    assert_eq!(resumed.stages, uninterrupted.stages);
+}
+
+#[test]
+fn non_finite_loss_stops_within_one_step_and_keeps_the_checkpoint() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    unsafe { std::env::set_var("ACCRUE_NO_PROGRESS", "1") };
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_data(dir.path());
+    let blow_up = stage(
+        "a",
+        &["A"],
+        "{ kind = \"finetune\" }",
+        "checkpoint_every_steps = 1",
+    )
+    .replace("lr = 1e-3", "lr = 1e30");
+    let path = write_experiment(dir.path(), "nan.toml", "out-nan", &[blow_up]);
+    let err = run_experiment(&path, false).expect_err("must diverge");
+    let ContinualError::Diverged {
+        term,
+        step,
+        epoch,
+        checkpoint,
+        ..
+    } = &err
+    else {
+        panic!("expected a divergence error, got {err}");
+    };
+    assert!(term == "contrastive" || term == "total", "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(term.as_str()) && msg.contains("last good checkpoint"),
+        "{msg}"
+    );
+    assert!(
+        *step + 2 * *epoch >= 1,
+        "the first step is finite with any learning rate"
+    );
+    let kept = Path::new(checkpoint);
+    assert!(
+        kept.join("state.json").is_file(),
+        "the last good checkpoint is kept: {checkpoint}"
+    );
+    let steps = step_lines(&dir.path().join("out-nan/metrics.jsonl"));
+    assert_eq!(
+        steps,
+        *step + 2 * *epoch,
+        "no step was applied after the bad one"
+    );
+}
