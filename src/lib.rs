@@ -10,7 +10,19 @@
 //! | crate | what |
 //! |---|---|
 //! | [`audio`] | decoding, resampling, cropping, the PANNs log-mel front end |
+//! | [`encoders`] | PANNs ResNet-38, Cnn14/10/6, aisfx; strict checkpoint import |
+//! | [`towers`] | frozen CLIP / MiniLM / EfficientNet towers, tokenizers, embedding cache |
+//! | [`losses`] | CLIP/InfoNCE, KL helpers, LwF / CaSSLe / Mod-X terms, the objective |
+//! | [`data`] | dataset readers in native layouts, the batch loader |
+//! | [`continual`] | the strategy trait, the methods, the stage trainer |
+//! | [`eval`] | retrieval, AP, zero-shot, linear probe, CL metrics, report |
 
 pub use accrue_audio as audio;
+pub use accrue_continual as continual;
+pub use accrue_data as data;
+pub use accrue_encoders as encoders;
+pub use accrue_eval as eval;
+pub use accrue_losses as losses;
+pub use accrue_towers as towers;
 
 pub mod backend;

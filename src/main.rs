@@ -27,6 +27,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a continual pre-training experiment (a TOML file: encoder + list of stages).
+    Train {
+        /// The experiment file (see configs/).
+        experiment: PathBuf,
+        /// Continue from the last checkpoint of an interrupted run.
+        #[arg(long)]
+        resume: bool,
+    },
     /// Decode audio files, resample them to 32 kHz and compute PANNs log-mel features.
     Frontend {
         /// Audio files (WAV, FLAC, OGG/Vorbis, MP3, ...).
@@ -46,6 +54,24 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let device = device(cli.backend).map_err(anyhow::Error::msg)?;
     match cli.command {
+        Command::Train { experiment, resume } => {
+            let summary = accrue::continual::run_experiment_config(
+                &accrue::continual::ExperimentConfig::load(&experiment)
+                    .with_context(|| format!("loading {}", experiment.display()))?,
+                &device,
+                resume,
+            )
+            .with_context(|| format!("running {}", experiment.display()))?;
+            println!("run {}:", summary.name);
+            for stage in &summary.stages {
+                println!(
+                    "  stage {} ({}): {} epochs, best epoch {} (loss {:.4})",
+                    stage.name, stage.strategy, stage.epochs, stage.best_epoch, stage.best_loss
+                );
+            }
+            println!("final model: {}", summary.final_model.display());
+            println!("metrics log: {}", summary.metrics.display());
+        }
         Command::Frontend { files } => {
             let cfg = FrontEndConfig::panns_32k();
             let front = cfg.init(&device);
