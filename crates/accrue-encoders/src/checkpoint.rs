@@ -299,13 +299,26 @@ pub fn load_aisfx(model: Aisfx, path: &Path, allow_partial: bool) -> Result<(Ais
 /// Saves every parameter and running statistic of `model` as safetensors (Burn layout and
 /// names). Overwrites `path`.
 pub fn save_safetensors<M: Module>(model: &M, path: &Path) -> Result<()> {
-    let mut store = SafetensorsStore::from_file(path).overwrite(true);
+    let write_err = |detail: String| EncoderError::CheckpointWrite {
+        path: path.to_path_buf(),
+        detail,
+    };
+    // `valid()` applies the BatchNorm running-statistics updates that Burn keeps pending after
+    // a training forward, so the file holds the current statistics, not those one step old.
+    // Written to a temporary file beside the target and renamed: a killed process never leaves
+    // a half-written checkpoint under the real name.
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".partial");
+    let tmp = std::path::PathBuf::from(tmp_name);
+    let mut store = SafetensorsStore::from_file(&tmp).overwrite(true);
     model
+        .valid()
         .save_into(&mut store)
-        .map_err(|e| EncoderError::CheckpointWrite {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })
+        .map_err(|e| write_err(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        write_err(e.to_string())
+    })
 }
 
 /// Loads a safetensors file written by [`save_safetensors`] (strict unless `allow_partial`).
