@@ -206,6 +206,19 @@ pub fn snapshot_teacher(student: &Student) -> Student {
     student.valid()
 }
 
+/// The paper's mix `L = (1 − λ)·L_c + λ·L_kd` as named terms, with the stage's λ.
+///
+/// # Errors
+/// A non-scalar term or a λ outside `[0, 1]`.
+pub fn mixed_objective(stage: &StageInfo, l_c: Tensor<1>, l_kd: Tensor<1>) -> Result<LossTerms> {
+    LossTerms::objective(
+        l_c,
+        l_kd,
+        &accrue_losses::ObjectiveConfig::new().with_lambda(stage.lambda),
+    )
+    .map_err(ContinualError::from)
+}
+
 /// The task loss `L_c` of one task: symmetric CLIP loss (§3.1) for AV/AT, binary
 /// cross-entropy with logits (multi-label) or softmax cross-entropy (single-label) for A.
 ///

@@ -8,9 +8,7 @@
 //! strategy's [`Strategy::Aux`], trained with the student's optimiser and learning rate. The old
 //! head is teacher-only (§10 item 6).
 
-use accrue_losses::{
-    CassleConfig, CasslePredictor, CasslePredictorConfig, LossTerms, ObjectiveConfig, cassle_loss,
-};
+use accrue_losses::{CassleConfig, CasslePredictor, CasslePredictorConfig, LossTerms, cassle_loss};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +16,8 @@ use crate::error::{ContinualError, Result};
 use crate::model::{Student, TaskKind};
 use crate::strategies::lwf::LwfOptions;
 use crate::strategy::{
-    Capabilities, StageInfo, StepView, Strategy, previous_head_outputs, snapshot_teacher, task_loss,
+    Capabilities, StageInfo, StepView, Strategy, mixed_objective, previous_head_outputs,
+    snapshot_teacher, task_loss,
 };
 
 /// CaSSLe options (defaults: the spec's recommendations).
@@ -126,12 +125,7 @@ impl Strategy for Cassle {
         };
         let config = CassleConfig::new().with_kl(lwf_like.kl(prev == TaskKind::A));
         let l_kd = cassle_loss(predictor, t, task.head_output.clone(), &config)?;
-        LossTerms::objective(
-            l_c,
-            l_kd,
-            &ObjectiveConfig::new().with_lambda(view.stage.lambda),
-        )
-        .map_err(ContinualError::from)
+        mixed_objective(view.stage, l_c, l_kd)
     }
 }
 

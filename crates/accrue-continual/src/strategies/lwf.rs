@@ -8,15 +8,15 @@
 //! AV), which keeps training as in LwF (§10 item 6); the teacher's copy is frozen. Because the
 //! student keeps all heads, the retained head needs no auxiliary module.
 
-use accrue_losses::{KlDivConfig, LossTerms, LwfConfig, ObjectiveConfig, lwf_loss};
+use accrue_losses::{KlDivConfig, LossTerms, LwfConfig, lwf_loss};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ContinualError, Result};
+use crate::error::Result;
 use crate::model::Student;
 use crate::strategy::{
-    Capabilities, NoAux, StageInfo, StepView, Strategy, previous_head_outputs, snapshot_teacher,
-    task_loss,
+    Capabilities, NoAux, StageInfo, StepView, Strategy, mixed_objective, previous_head_outputs,
+    snapshot_teacher, task_loss,
 };
 
 /// LwF options (defaults: the spec's recommendations).
@@ -107,12 +107,7 @@ impl Strategy for Lwf {
         let (t, s) = previous_head_outputs("lwf", view.stage, self.teacher.as_ref(), view, task)?;
         let kl = self.options.kl(prev == crate::model::TaskKind::A);
         let l_kd = lwf_loss(t, s, &LwfConfig::new().with_kl(kl))?;
-        LossTerms::objective(
-            l_c,
-            l_kd,
-            &ObjectiveConfig::new().with_lambda(view.stage.lambda),
-        )
-        .map_err(ContinualError::from)
+        mixed_objective(view.stage, l_c, l_kd)
     }
 }
 

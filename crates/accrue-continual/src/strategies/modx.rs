@@ -11,7 +11,7 @@
 //!
 //! The supervision embeddings are the current batch's (§10 item 9).
 
-use accrue_losses::{LossTerms, ModXConfig, ObjectiveConfig, modx_loss};
+use accrue_losses::{LossTerms, ModXConfig, modx_loss};
 use burn::module::Module;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ContinualError, Result};
 use crate::model::{Student, TaskKind};
 use crate::strategy::{
-    Capabilities, NoAux, StageInfo, StepView, Strategy, Supervision, snapshot_teacher, task_loss,
+    Capabilities, NoAux, StageInfo, StepView, Strategy, Supervision, mixed_objective,
+    snapshot_teacher, task_loss,
 };
 
 /// Mod-X options (defaults: the reference code, §10 item 7).
@@ -118,12 +119,7 @@ impl Strategy for ModX {
             sup.clone(),
             &config,
         )?;
-        LossTerms::objective(
-            l_c,
-            l_kd,
-            &ObjectiveConfig::new().with_lambda(view.stage.lambda),
-        )
-        .map_err(ContinualError::from)
+        mixed_objective(view.stage, l_c, l_kd)
     }
 }
 
