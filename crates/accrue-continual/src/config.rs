@@ -89,8 +89,13 @@ impl EncoderSpec {
 pub struct HeadSpec {
     /// Hidden width.
     pub hidden: usize,
-    /// Output width (the supervision space).
+    /// Output width (the supervision space), for every head without its own width below.
     pub output: usize,
+    /// Output width of g^AV when the image tower's width differs from the text tower's
+    /// (e.g. EfficientNet-Lite0 1280 vs MiniLM 384). Default: `output`.
+    pub output_av: Option<usize>,
+    /// Output width of g^AT. Default: `output`.
+    pub output_at: Option<usize>,
 }
 
 impl Default for HeadSpec {
@@ -98,17 +103,37 @@ impl Default for HeadSpec {
         Self {
             hidden: 512,
             output: 512,
+            output_av: None,
+            output_at: None,
         }
     }
 }
 
 impl HeadSpec {
-    /// The head config for an encoder of embedding width `d_input`.
-    pub fn config(&self, d_input: usize) -> ProjectionHeadConfig {
+    /// The output width of the head of `kind` (`output` for task A, which has no head).
+    pub fn output_of(&self, kind: TaskKind) -> usize {
+        match kind {
+            TaskKind::AV => self.output_av.unwrap_or(self.output),
+            TaskKind::AT => self.output_at.unwrap_or(self.output),
+            TaskKind::A => self.output,
+        }
+    }
+
+    /// The head config of task `kind` for an encoder of embedding width `d_input`.
+    pub fn config(&self, kind: TaskKind, d_input: usize) -> ProjectionHeadConfig {
         ProjectionHeadConfig::new(d_input)
             .with_d_hidden(self.hidden)
-            .with_d_output(self.output)
+            .with_d_output(self.output_of(kind))
     }
+}
+
+/// Parses a split name of a task config.
+pub(crate) fn parse_split(name: &str) -> Result<accrue_data::Split> {
+    accrue_data::Split::parse(name).ok_or_else(|| {
+        ContinualError::Config(format!(
+            "unknown split `{name}` (train/development, valid/validation, test/evaluation)"
+        ))
+    })
 }
 
 /// One stage.
@@ -165,9 +190,16 @@ pub struct TaskConfig {
     pub kind: TaskKind,
     /// Training manifest (accrue-data JSONL/CSV format).
     pub manifest: PathBuf,
-    /// Validation manifest (optional).
+    /// Validation manifest (optional; default: `manifest` itself when `valid_split` is set).
     #[serde(default)]
     pub valid_manifest: Option<PathBuf>,
+    /// Train only on the clips of this split of `manifest` (`train`, `valid`, `test` or a
+    /// dataset's own name for them, e.g. `development`). Default: every clip.
+    #[serde(default)]
+    pub split: Option<String>,
+    /// Validate on the clips of this split of the validation manifest (or of `manifest`).
+    #[serde(default)]
+    pub valid_split: Option<String>,
     /// Supervision-embedding table (required for AV/AT; see [`crate::supervision`]).
     #[serde(default)]
     pub supervision: Option<PathBuf>,
@@ -320,6 +352,9 @@ impl ExperimentConfig {
                 return bad(format!("{at}: optimizer.lr must be positive"));
             }
             for t in &s.tasks {
+                for name in t.split.iter().chain(&t.valid_split) {
+                    parse_split(name)?;
+                }
                 if t.kind.is_contrastive() && t.supervision.is_none() {
                     return bad(format!("{at}: task {} needs a `supervision` table", t.kind));
                 }

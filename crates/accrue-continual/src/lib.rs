@@ -53,4 +53,7 @@ pub use strategy::{
     snapshot_teacher, task_loss,
 };
 pub use supervision::SupervisionTable;
-pub use trainer::{RunSummary, StageSummary, run_experiment, run_experiment_config};
+pub use trainer::{
+    RunSummary, StageSummary, load_student_or_encoder, run_experiment, run_experiment_config,
+    stage_model_path,
+};

@@ -14,7 +14,7 @@
 //! ```
 
 use accrue_losses::{LossError, LossTerms, TermValue};
-use burn::module::{Module, ModuleDisplay};
+use burn::module::{Module, ModuleDisplay, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 
@@ -136,10 +136,44 @@ pub fn compute_step<S: Strategy>(
         .into());
     }
     let grads = GradientsParams::from_grads(total_t.backward(), model);
+    let g = gradient_abs_sum(model, &grads);
+    if !g.is_finite() {
+        return Err(LossError::NonFinite {
+            term: "gradient".into(),
+            value: g,
+        }
+        .into());
+    }
     Ok(ComputedStep {
         grads,
         terms: terms.values(),
         total,
+    })
+}
+
+/// `Σ |g|` over every gradient of `module`'s parameters, synchronised once: NaN or ±inf when
+/// any gradient element is (a finite loss can still have a non-finite gradient, e.g. through
+/// `sqrt` at 0).
+pub fn gradient_abs_sum<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
+    struct Sum<'a> {
+        grads: &'a GradientsParams,
+        acc: Option<Tensor<1>>,
+    }
+    impl ModuleVisitor for Sum<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                let s = g.abs().sum();
+                self.acc = Some(match self.acc.take() {
+                    Some(a) => a + s,
+                    None => s,
+                });
+            }
+        }
+    }
+    let mut v = Sum { grads, acc: None };
+    module.visit(&mut v);
+    v.acc.map_or(0.0, |t| {
+        t.into_data().iter::<f64>().next().unwrap_or(f64::NAN)
     })
 }
 
@@ -157,5 +191,35 @@ pub fn apply_step<A: Module + ModuleDisplay>(
     Trainable {
         student: model.student.clamp_logit_scales(),
         aux: model.aux,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::LinearConfig;
+    use burn::tensor::Device;
+
+    #[test]
+    fn gradient_sum_is_finite_for_finite_grads_and_flags_nan_and_inf() {
+        let device = Device::default().autodiff();
+        let linear = LinearConfig::new(3, 2).init(&device);
+        let x = Tensor::<2>::ones([4, 3], &device);
+        let loss = linear.forward(x).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &linear);
+        let g = gradient_abs_sum(&linear, &grads);
+        // d(sum(xW + b))/dW = 4 per weight (6 of them), /db = 4 per bias (2): Σ|g| = 32.
+        assert!((g - 32.0).abs() < 1e-4, "{g}");
+
+        for bad in [f32::NAN, f32::INFINITY] {
+            let mut grads = GradientsParams::new();
+            let mut w = vec![0.5f32; 6];
+            w[4] = bad;
+            grads.register(
+                linear.weight.id,
+                Tensor::<1>::from_floats(w.as_slice(), &device).reshape([3, 2]),
+            );
+            assert!(!gradient_abs_sum(&linear, &grads).is_finite());
+        }
     }
 }

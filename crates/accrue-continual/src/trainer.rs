@@ -81,6 +81,87 @@ pub struct StageSummary {
     pub teacher_forwards: u64,
 }
 
+/// Where a run keeps the model of its stage `index` (named `name`) once the stage has ended:
+/// `<output_dir>/stages/<index>-<name>.safetensors` (student: encoder and heads).
+pub fn stage_model_path(output_dir: &Path, index: usize, name: &str) -> PathBuf {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    output_dir
+        .join("stages")
+        .join(format!("{index}-{safe}.safetensors"))
+}
+
+/// Loads accrue's own safetensors checkpoint into `student`: an encoder-only file, or a
+/// student file (`encoder.*` plus the heads it has, e.g. the `final.safetensors` or a
+/// stage model of an earlier run). Strict: the keys must match one of those layouts exactly.
+///
+/// # Errors
+/// The file matches none of them (the encoder-only report is returned), or I/O errors.
+pub fn load_student_or_encoder(
+    student: Student,
+    path: &Path,
+    device: &Device,
+) -> Result<(Student, accrue_encoders::LoadReport)> {
+    let keys = accrue_encoders::checkpoint::safetensors_keys(path)?;
+    let is_student = keys.keys().any(|k| k.starts_with("encoder."));
+    if !is_student {
+        let (encoder, report) = load_safetensors(student.encoder, path, false)?;
+        return Ok((
+            Student {
+                encoder,
+                head_av: None,
+                head_at: None,
+            },
+            report,
+        ));
+    }
+    let d = student.encoder.embedding_dim();
+    let mut skeleton = Student::new(student.encoder);
+    for (kind, slot) in [(TaskKind::AV, "head_av."), (TaskKind::AT, "head_at.")] {
+        if let Some(width) = head_width(&keys, slot, path)? {
+            let (hidden, output) = width;
+            let cfg = crate::model::ProjectionHeadConfig::new(d)
+                .with_d_hidden(hidden)
+                .with_d_output(output);
+            skeleton = skeleton.ensure_head(kind, &cfg, device)?;
+        }
+    }
+    Ok(load_safetensors(skeleton, path, false)?)
+}
+
+/// `(hidden, output)` of a head stored under `prefix`, read from the file's tensor shapes.
+fn head_width(
+    keys: &std::collections::BTreeMap<String, Vec<usize>>,
+    prefix: &str,
+    path: &Path,
+) -> Result<Option<(usize, usize)>> {
+    if !keys.keys().any(|k| k.starts_with(prefix)) {
+        return Ok(None);
+    }
+    let shape = |name: &str| {
+        keys.get(&format!("{prefix}{name}"))
+            .cloned()
+            .ok_or_else(|| ckpt_err(path, format!("head `{prefix}` has no `{name}` tensor")))
+    };
+    let fc1 = shape("fc1.weight")?;
+    let fc2 = shape("fc2.weight")?;
+    match (fc1.as_slice(), fc2.as_slice()) {
+        ([_, h], [_, o]) => Ok(Some((*h, *o))),
+        _ => Err(ckpt_err(
+            path,
+            format!("head `{prefix}` has malformed weights"),
+        )),
+    }
+}
+
 /// Runs an experiment file. `resume`: continue from `<output_dir>/checkpoints/latest`
 /// (starts from scratch when there is none).
 ///
@@ -230,10 +311,10 @@ impl Trainer {
     fn skeleton(&self, heads_upto: usize, device: &Device) -> Result<Student> {
         let mut student = Student::new(self.config.encoder.config()?.init(device));
         let d = student.encoder.embedding_dim();
-        let head = self.config.head.config(d);
         for stage in self.config.stages.iter().take(heads_upto) {
             for t in &stage.tasks {
-                student = student.ensure_head(t.kind, &head, device)?;
+                student =
+                    student.ensure_head(t.kind, &self.config.head.config(t.kind, d), device)?;
             }
         }
         Ok(student)
@@ -244,9 +325,12 @@ impl Trainer {
         let mut student = self.skeleton(0, device)?;
         if let Some(path) = &self.config.encoder.checkpoint {
             let is_st = path.extension().is_some_and(|e| e == "safetensors");
-            let (encoder, report) = if is_st {
-                load_safetensors(student.encoder, path, false)?
-            } else {
+            if is_st {
+                let (loaded, report) = load_student_or_encoder(student, path, device)?;
+                tracing::info!(path = %path.display(), %report, "initial model loaded");
+                return Ok(loaded);
+            }
+            let (encoder, report) = {
                 let opts = match &student.encoder {
                     accrue_encoders::AnyEncoder::ResNet38(_) => {
                         LoadOptions::panns(accrue_encoders::ResNet38::pytorch_key_remaps())
@@ -266,12 +350,7 @@ impl Trainer {
     fn task_data(&self, stage: &StageConfig) -> Result<Vec<TaskData>> {
         let sr = self.config.sample_rate;
         let crop = (stage.crop_seconds * f64::from(sr)).round() as usize;
-        let num_classes = self
-            .config
-            .encoder
-            .config()?
-            .init(&self.device)
-            .num_classes();
+        let num_classes = self.config.encoder.config()?.num_classes();
         let mut out = Vec::new();
         for (i, t) in stage.tasks.iter().enumerate() {
             let read = |p: &Path| -> Result<Dataset> {
@@ -280,7 +359,23 @@ impl Trainer {
                     &readers::manifest::ManifestOptions::default(),
                 )?)
             };
-            let train_ds = read(&t.manifest)?;
+            let split_of = |name: &Option<String>, ds: Dataset| -> Result<Dataset> {
+                Ok(match name {
+                    Some(n) => ds.split(crate::config::parse_split(n)?),
+                    None => ds,
+                })
+            };
+            let train_ds = split_of(&t.split, read(&t.manifest)?)?;
+            if train_ds.examples.is_empty() {
+                return Err(ContinualError::Config(format!(
+                    "{}: no clips{}",
+                    t.manifest.display(),
+                    t.split
+                        .as_ref()
+                        .map(|s| format!(" in split `{s}`"))
+                        .unwrap_or_default()
+                )));
+            }
             if t.kind == TaskKind::A && train_ds.classes.len() > num_classes {
                 return Err(ContinualError::Config(format!(
                     "{}: {} classes but the encoder head has {num_classes}",
@@ -292,12 +387,17 @@ impl Trainer {
             lc.seed = mix(&[stage.seed, i as u64]);
             lc.memory_cache = true;
             let train = Loader::new(train_ds, lc)?;
-            let valid = match &t.valid_manifest {
+            let valid_path = match (&t.valid_manifest, &t.valid_split) {
+                (Some(p), _) => Some(p),
+                (None, Some(_)) => Some(&t.manifest),
+                (None, None) => None,
+            };
+            let valid = match valid_path {
                 Some(p) => {
                     let mut vc = LoaderConfig::eval(sr, stage.batch_size);
                     vc.crop = Crop::Centre(crop);
                     vc.memory_cache = true;
-                    Some(Loader::new(read(p)?, vc)?)
+                    Some(Loader::new(split_of(&t.valid_split, read(p)?)?, vc)?)
                 }
                 None => None,
             };
@@ -306,6 +406,19 @@ impl Trainer {
                 .as_deref()
                 .map(SupervisionTable::load)
                 .transpose()?;
+            if let Some(table) = &table {
+                let want = self.config.head.output_of(t.kind);
+                if t.kind.is_contrastive() && table.dim != want {
+                    return Err(ContinualError::Config(format!(
+                        "{}: the supervision table has width {} but the {} head outputs {want} \
+                         (set `head.output_{}`)",
+                        t.supervision.as_deref().unwrap_or(Path::new("?")).display(),
+                        table.dim,
+                        t.kind,
+                        t.kind.to_string().to_ascii_lowercase(),
+                    )));
+                }
+            }
             out.push(TaskData {
                 kind: t.kind,
                 train,
@@ -330,7 +443,7 @@ impl Trainer {
             Tensor::<1>::from_floats(batch.audio.as_slice(), plain).reshape([b, batch.length]);
         let supervision = match data.kind {
             TaskKind::A => {
-                let d = self.config.encoder.config()?.init(plain).num_classes();
+                let d = self.config.encoder.config()?.num_classes();
                 let multi = loader.dataset().multi_label;
                 let targets =
                     Tensor::<1>::from_floats(batch.multi_hot(d).as_slice(), plain).reshape([b, d]);
@@ -528,7 +641,7 @@ impl Trainer {
                 sc.name, sc.batch_size
             )));
         }
-        let head_cfg = self.config.head.config(student.encoder.embedding_dim());
+        let d_embed = student.encoder.embedding_dim();
 
         // Stage set-up: new heads, teacher snapshot, aux modules (seeded, so a resumed run
         // re-creates exactly the same modules before loading their state).
@@ -549,7 +662,7 @@ impl Trainer {
             None => {
                 let mut student = student;
                 for &k in &info.tasks {
-                    student = student.ensure_head(k, &head_cfg, ad)?;
+                    student = student.ensure_head(k, &self.config.head.config(k, d_embed), ad)?;
                 }
                 let aux = strategy.begin_stage(&info, &student, ad)?;
                 *state = RunState {
@@ -777,6 +890,12 @@ impl Trainer {
         };
         self.checkpoint(state, &end, None, None, None)?;
         let _ = fs::remove_file(self.ckpt_dir.join(format!("best-stage{s}.bpk")));
+        // The stage-end model, for evaluating every stage (the CL matrix).
+        let stage_model = stage_model_path(&self.config.output_dir, s, &sc.name);
+        if let Some(dir) = stage_model.parent() {
+            fs::create_dir_all(dir).map_err(|e| ContinualError::io(dir, e))?;
+        }
+        export_safetensors(&end.student.valid(), &stage_model)?;
         Ok(end.student)
     }
 

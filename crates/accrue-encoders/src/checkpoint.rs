@@ -321,6 +321,51 @@ pub fn save_safetensors<M: Module>(model: &M, path: &Path) -> Result<()> {
     })
 }
 
+/// The tensor names and shapes stored in a safetensors file (read from its header only).
+///
+/// # Errors
+/// Unreadable file or a malformed header.
+pub fn safetensors_keys(path: &Path) -> Result<std::collections::BTreeMap<String, Vec<usize>>> {
+    use std::io::Read;
+    let bad = |detail: String| EncoderError::CheckpointRead {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len)
+        .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+    let len = u64::from_le_bytes(len);
+    let file_len = file.metadata().map_err(|e| bad(e.to_string()))?.len();
+    if len > file_len.saturating_sub(8) || len > 100 << 20 {
+        return Err(bad(format!("header length {len} exceeds the file")));
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| bad(format!("truncated header: {e}")))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
+    let obj = json
+        .as_object()
+        .ok_or_else(|| bad("header is not a JSON object".into()))?;
+    let mut out = std::collections::BTreeMap::new();
+    for (name, info) in obj {
+        if name == "__metadata__" {
+            continue;
+        }
+        let shape = info
+            .get("shape")
+            .and_then(|s| s.as_array())
+            .ok_or_else(|| bad(format!("tensor `{name}` has no shape")))?
+            .iter()
+            .map(|d| d.as_u64().map(|d| d as usize))
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| bad(format!("tensor `{name}` has a malformed shape")))?;
+        out.insert(name.clone(), shape);
+    }
+    Ok(out)
+}
+
 /// Loads a safetensors file written by [`save_safetensors`] (strict unless `allow_partial`).
 pub fn load_safetensors<M: Module>(
     mut model: M,

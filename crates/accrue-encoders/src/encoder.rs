@@ -80,6 +80,14 @@ impl AnyEncoderConfig {
             Self::Cnn(c) => AnyEncoder::Cnn(c.init(device)),
         }
     }
+
+    /// Classes of the `fc_audioset` head (without building the model).
+    pub fn num_classes(&self) -> usize {
+        match self {
+            Self::ResNet38(c) => c.num_classes,
+            Self::Cnn(c) => c.num_classes,
+        }
+    }
 }
 
 /// Any waveform encoder of this crate, chosen at run time.

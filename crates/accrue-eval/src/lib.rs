@@ -52,6 +52,7 @@ pub mod probe;
 pub mod report;
 pub mod retrieval;
 mod rng;
+pub mod schema;
 pub mod table;
 pub mod zero_shot;
 

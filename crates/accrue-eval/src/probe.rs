@@ -595,8 +595,27 @@ pub fn probe(
     config: &ProbeConfig,
     device: &Device,
 ) -> Res<ProbeResult> {
+    probe_with_extra_tests(train, valid, test, &[], config, device).map(|(r, _)| r)
+}
+
+/// As [`probe`], and also scores the selected model on further test sets (e.g. a
+/// distribution-shifted copy of the test split) without re-running the grid.
+///
+/// # Errors
+/// As [`probe`]; an extra test set incompatible with `train`.
+pub fn probe_with_extra_tests(
+    train: &ProbeData,
+    valid: &ProbeData,
+    test: &ProbeData,
+    extra: &[&ProbeData],
+    config: &ProbeConfig,
+    device: &Device,
+) -> Res<(ProbeResult, Vec<f64>)> {
     config.validate()?;
     check_compatible(train, test, "test")?;
+    for e in extra {
+        check_compatible(train, e, "extra test")?;
+    }
     let mut grid = Vec::new();
     let mut best: Option<(usize, ProbeHead)> = None;
     for (i, point) in config.grid().iter().enumerate() {
@@ -610,13 +629,20 @@ pub fn probe(
         }
     }
     let (best, model) = best.ok_or(EvalError::Empty("grid"))?;
-    Ok(ProbeResult {
-        metric: train.targets.metric_name().to_string(),
-        val_score: grid[best].val_score,
-        test_score: evaluate(&model, test, device)?,
-        grid,
-        best,
-    })
+    let extra_scores = extra
+        .iter()
+        .map(|e| evaluate(&model, e, device))
+        .collect::<Res<Vec<f64>>>()?;
+    Ok((
+        ProbeResult {
+            metric: train.targets.metric_name().to_string(),
+            val_score: grid[best].val_score,
+            test_score: evaluate(&model, test, device)?,
+            grid,
+            best,
+        },
+        extra_scores,
+    ))
 }
 
 fn grid_val(grid: &[GridPointResult], i: usize) -> f64 {

@@ -10,6 +10,13 @@
 //!   no-grad (§10 item 8).
 //!
 //! The supervision embeddings are the current batch's (§10 item 9).
+//!
+//! The spec's rule for a multi-modal previous task relies on CLIP's shared image/text space
+//! (the old AV head's output is comparable with the AT supervision). With towers that do not
+//! share a space (e.g. EfficientNet-Lite0 1280-d images, MiniLM 384-d text) the previous head
+//! cannot be compared with the current supervision; [`TeacherHead::Auto`] then uses the
+//! unimodal rule (current head on the previous encoder). [`ModXOptions::teacher_head`] makes
+//! the choice explicit.
 
 use accrue_losses::{LossTerms, ModXConfig, modx_loss};
 use burn::module::Module;
@@ -29,12 +36,32 @@ use crate::strategy::{
 pub struct ModXOptions {
     /// Cognition alignment of mis-ranked teacher rows.
     pub alignment: bool,
+    /// Which head maps the previous encoder's embedding after a multi-modal previous task.
+    pub teacher_head: TeacherHead,
 }
 
 impl Default for ModXOptions {
     fn default() -> Self {
-        Self { alignment: true }
+        Self {
+            alignment: true,
+            teacher_head: TeacherHead::Auto,
+        }
     }
+}
+
+/// The head applied to the teacher's embedding when the previous task was AV/AT.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TeacherHead {
+    /// The previous task's head when its output width equals the current supervision's
+    /// (a shared space, as CLIP's), else the current head.
+    #[default]
+    Auto,
+    /// Always the previous task's head (method-spec §4.3; needs a shared space).
+    Previous,
+    /// Always the current head, frozen for this computation (the rule for a unimodal
+    /// previous task).
+    Current,
 }
 
 /// Mod-X.
@@ -97,20 +124,26 @@ impl Strategy for ModX {
         let t_out = task.teacher.as_ref().ok_or_else(|| {
             ContinualError::strategy("modx", "no teacher outputs in the step view")
         })?;
-        let teacher_audio = match prev {
-            // §10 item 8: the current head, frozen for this computation, on the old encoder.
-            TaskKind::A => view
-                .student
-                .require_head(task.kind)?
-                .valid()
-                .forward(t_out.embedding_dropped.clone()),
-            p => teacher.head_output(p, t_out)?,
-        };
         let Some(Supervision::Embeddings(sup)) = &task.supervision else {
             return Err(ContinualError::strategy(
                 "modx",
                 "needs supervision embeddings",
             ));
+        };
+        let [_, sup_width] = sup.dims();
+        let previous_head = match (prev, self.options.teacher_head) {
+            (TaskKind::A, _) | (_, TeacherHead::Current) => false,
+            (_, TeacherHead::Previous) => true,
+            (p, TeacherHead::Auto) => teacher.head(p).is_some_and(|h| h.d_output() == sup_width),
+        };
+        let teacher_audio = if previous_head {
+            teacher.head_output(prev, t_out)?
+        } else {
+            // §10 item 8: the current head, frozen for this computation, on the old encoder.
+            view.student
+                .require_head(task.kind)?
+                .valid()
+                .forward(t_out.embedding_dropped.clone())
         };
         let config = ModXConfig::new().with_alignment(self.options.alignment);
         let l_kd = modx_loss(
