@@ -26,3 +26,11 @@ pub use accrue_losses as losses;
 pub use accrue_towers as towers;
 
 pub mod backend;
+pub mod demo;
+pub mod embed;
+mod error;
+pub mod report;
+pub mod suite;
+pub mod tools;
+
+pub use error::{Error, Result};
