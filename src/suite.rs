@@ -25,6 +25,12 @@
 //! head = "AT"
 //! data = { manifest = "clotho-eval.jsonl" }
 //! table = "text-table.json"
+//!
+//! [continual.AT]                  # optional: the score standing for each task in the CL matrix
+//! protocol = "retrieval"
+//! task = "Clotho"
+//! metric = "R@10"
+//! direction = "T2A"
 //! ```
 
 use std::collections::BTreeMap;
@@ -297,6 +303,40 @@ impl Embedded {
     }
 }
 
+/// Per-batch outputs collected into [`Embedded`].
+#[derive(Default)]
+struct Acc {
+    emb: Vec<Matrix>,
+    av: Vec<Matrix>,
+    at: Vec<Matrix>,
+    logits: Vec<Matrix>,
+}
+
+impl Acc {
+    fn push(&mut self, student: &Student, out: accrue_encoders::EncoderOutput) -> Result<()> {
+        if let Some(h) = &student.head_av {
+            self.av
+                .push(Matrix::from_tensor(h.forward(out.embedding.clone()))?);
+        }
+        if let Some(h) = &student.head_at {
+            self.at
+                .push(Matrix::from_tensor(h.forward(out.embedding.clone()))?);
+        }
+        self.emb.push(Matrix::from_tensor(out.embedding)?);
+        self.logits.push(Matrix::from_tensor(out.logits)?);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Embedded> {
+        Ok(Embedded {
+            embedding: cat(self.emb)?,
+            av: (!self.av.is_empty()).then(|| cat(self.av)).transpose()?,
+            at: (!self.at.is_empty()).then(|| cat(self.at)).transpose()?,
+            logits: cat(self.logits)?,
+        })
+    }
+}
+
 fn cat(parts: Vec<Matrix>) -> Result<Matrix> {
     let cols = parts.first().map_or(0, Matrix::cols);
     let rows = parts.iter().map(Matrix::rows).sum();
@@ -322,7 +362,7 @@ pub fn embed_dataset(
     let mut cfg = LoaderConfig::eval(sample_rate, batch);
     cfg.prefetch = 2;
     let loader = Loader::new(ds.clone(), cfg)?;
-    let (mut emb, mut av, mut at, mut logits) = (vec![], vec![], vec![], vec![]);
+    let mut acc = Acc::default();
     for b in loader.epoch(0) {
         let b = b?;
         let len = b.length.max(MIN_EVAL_SAMPLES);
@@ -332,21 +372,9 @@ pub fn embed_dataset(
         }
         let wave = Tensor::<1>::from_floats(audio.as_slice(), device).reshape([b.len(), len]);
         let out = student.encode(wave);
-        if let Some(h) = &student.head_av {
-            av.push(Matrix::from_tensor(h.forward(out.embedding.clone()))?);
-        }
-        if let Some(h) = &student.head_at {
-            at.push(Matrix::from_tensor(h.forward(out.embedding.clone()))?);
-        }
-        emb.push(Matrix::from_tensor(out.embedding)?);
-        logits.push(Matrix::from_tensor(out.logits)?);
+        acc.push(student, out)?;
     }
-    Ok(Embedded {
-        embedding: cat(emb)?,
-        av: (!av.is_empty()).then(|| cat(av)).transpose()?,
-        at: (!at.is_empty()).then(|| cat(at)).transpose()?,
-        logits: cat(logits)?,
-    })
+    acc.finish()
 }
 
 /// Loads a stage model (encoder-only or student safetensors) into `preset`'s skeleton, in
@@ -370,6 +398,46 @@ pub fn load_model(
     let skeleton = Student::new(spec.config()?.init(&plain));
     let (student, _) = load_student_or_encoder(skeleton, path, &plain)?;
     Ok(student.valid())
+}
+
+/// Loads a stage model like [`load_model`], reading the number of classes of g^A from the
+/// file (the `fc_audioset` weight's shape).
+///
+/// # Errors
+/// As [`load_model`].
+pub fn load_model_from_file(preset: &str, path: &Path, device: &Device) -> Result<Student> {
+    let keys = accrue_encoders::checkpoint::safetensors_keys(path)?;
+    let classes = keys
+        .iter()
+        .find(|(k, _)| k.ends_with("fc_audioset.weight"))
+        .and_then(|(_, shape)| shape.get(1).copied());
+    load_model(preset, classes, path, device)
+}
+
+/// Decodes audio files (any format symphonia reads), resamples them to `sample_rate` and runs
+/// `student` on each whole clip (eval mode, one clip per pass).
+///
+/// # Errors
+/// Unreadable or corrupt audio (the file is named), shape errors.
+pub fn embed_files(
+    student: &Student,
+    files: &[PathBuf],
+    sample_rate: u32,
+    device: &Device,
+) -> Result<Embedded> {
+    let plain = device.clone().inner();
+    let mut acc = Acc::default();
+    for f in files {
+        let d = accrue_audio::decode::decode_file(f)
+            .map_err(|e| Error::Other(format!("{}: {e}", f.display())))?;
+        let mut wave = accrue_audio::resample::resample(&d.samples, d.sample_rate, sample_rate)
+            .map_err(|e| Error::Other(format!("{}: {e}", f.display())))?;
+        wave.resize(wave.len().max(MIN_EVAL_SAMPLES), 0.0);
+        let n = wave.len();
+        let out = student.encode(Tensor::<1>::from_floats(wave.as_slice(), &plain).reshape([1, n]));
+        acc.push(student, out)?;
+    }
+    acc.finish()
 }
 
 /// Class index (in `classes` order) of each clip's first label.

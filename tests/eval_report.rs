@@ -5,6 +5,8 @@
 
 #[path = "../crates/accrue-continual/tests/common/mod.rs"]
 mod common;
+#[path = "../examples/evaluate.rs"]
+mod evaluate_example;
 
 use accrue::eval::report::{EvalArtifact, Protocol};
 use accrue::eval::schema::schema_errors;
@@ -128,6 +130,12 @@ fn eval_and_report_run_on_the_integration_experiment() {
         serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("JSON");
     assert_eq!(schema_errors(&doc), Vec::<String>::new());
     assert_eq!(EvalArtifact::read(&path).expect("read back"), art);
+
+    // The `evaluate` example (the same library calls) writes the same scores.
+    let via_example = dir.path().join("example-eval.json");
+    let ex = evaluate_example::run(&exp, &suite_path, &via_example).expect("example runs");
+    assert_eq!(ex.stages, art.stages);
+    assert!(via_example.is_file());
 
     // The report renders tables and plots (non-empty PNGs).
     let out = dir.path().join("report");

