@@ -314,7 +314,17 @@ fn main() -> Result<()> {
                         .with_context(|| format!("reading {}", p.display()))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let report = accrue::report::render(&runs, &out)?;
+            // `accrue eval` writes eval.json into the run directory, next to metrics.jsonl.
+            let curves: Vec<(String, PathBuf)> = artifacts
+                .iter()
+                .zip(&runs)
+                .filter_map(|(p, r)| {
+                    let log = p.parent()?.join("metrics.jsonl");
+                    log.is_file()
+                        .then(|| (format!("{} ({})", r.method, r.run), log))
+                })
+                .collect();
+            let report = accrue::report::render(&runs, &curves, &out)?;
             println!("{}", report.markdown);
             println!("report: {}", out.join("report.md").display());
         }

@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use accrue_eval::plot::{BarGroup, plot_forgetting_bars, plot_stage_heatmap};
+use accrue_eval::plot::{
+    BarGroup, Series, plot_forgetting_bars, plot_stage_heatmap, plot_training_curves,
+};
 use accrue_eval::report::{EvalArtifact, Protocol};
 use accrue_eval::table::{Column, TableLayout, render_markdown};
 
@@ -64,13 +66,50 @@ pub fn all_scores_layout(runs: &[EvalArtifact]) -> TableLayout {
     }
 }
 
+/// Training loss per optimiser step, one series per stage (x = step within the stage; the
+/// log's own `step` counts within an epoch).
+pub fn loss_curves(log: &Path) -> Vec<Series> {
+    let Ok(text) = std::fs::read_to_string(log) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Series> = Vec::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["event"] != "step" {
+            continue;
+        }
+        let (Some(stage), Some(loss)) = (v["stage"].as_u64(), v["loss"].as_f64()) else {
+            continue;
+        };
+        let stage = stage as usize;
+        while out.len() <= stage {
+            out.push(Series {
+                name: String::new(),
+                points: Vec::new(),
+            });
+        }
+        let x = out[stage].points.len() as f64;
+        if loss.is_finite() {
+            out[stage].points.push((x, loss));
+        }
+    }
+    out
+}
+
 /// Renders the paper's three layouts (columns whose scores no run has are shown as "–"), the
 /// all-scores table, and a stage × task heatmap and forgetting bars for every artifact with a
-/// continual-learning section. Plots go to `out_dir`.
+/// continual-learning section, and the training-loss curves of the given `metrics.jsonl` logs
+/// (label, path; one series per stage). Plots go to `out_dir`.
 ///
 /// # Errors
 /// No artifacts, or plotting/I/O errors.
-pub fn render(runs: &[EvalArtifact], out_dir: &Path) -> Result<Report> {
+pub fn render(
+    runs: &[EvalArtifact],
+    curves: &[(String, PathBuf)],
+    out_dir: &Path,
+) -> Result<Report> {
     if runs.is_empty() {
         return Err(Error::Other("no evaluation artifacts given".into()));
     }
@@ -123,6 +162,18 @@ pub fn render(runs: &[EvalArtifact], out_dir: &Path) -> Result<Report> {
     if !bars.is_empty() {
         let p = out_dir.join("forgetting.png");
         plot_forgetting_bars(&tasks, &bars, "Forgetting after the last stage (x100)", &p)?;
+        plots.push(p);
+    }
+    let mut series = Vec::new();
+    for (label, log) in curves {
+        for (k, mut s) in loss_curves(log).into_iter().enumerate() {
+            s.name = format!("{label} stage {}", k + 1);
+            series.push(s);
+        }
+    }
+    if series.iter().any(|s| !s.points.is_empty()) {
+        let p = out_dir.join("training-curves.png");
+        plot_training_curves(&series, "Training loss per step", &p)?;
         plots.push(p);
     }
     if !plots.is_empty() {

@@ -6,6 +6,8 @@
 //! dropout, BatchNorm running statistics); the only thing trained is the probe head.
 //!
 //! ```toml
+//! cache_dir = "embeddings"        # optional: keep each model's embeddings on disk
+//!
 //! [[probe]]                       # HEAR linear probe on f_a (method-spec §6.1)
 //! name = "ESC-50"
 //! train = { manifest = "esc50.jsonl", split = "train" }
@@ -223,6 +225,11 @@ pub struct EvalSuite {
     /// direction = "T2A"`). With them, `accrue eval` adds the matrix, BWT, ACC and forgetting.
     #[serde(default)]
     pub continual: BTreeMap<String, ScoreRef>,
+    /// Keep each model's embeddings of each dataset here (keyed by the sha256 of the model
+    /// file and of the manifest, the split and the batch size), so that evaluating the same
+    /// model again — another suite, another probe grid — never re-runs it. Default: none.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
     /// Linear-probe tasks.
     #[serde(default)]
     pub probe: Vec<ProbeTask>,
@@ -271,6 +278,9 @@ impl EvalSuite {
         for t in &mut suite.retrieval {
             fix(&mut t.data.manifest);
             fix(&mut t.table);
+        }
+        if let Some(c) = suite.cache_dir.as_mut() {
+            fix(c);
         }
         Ok(suite)
     }
@@ -492,9 +502,64 @@ fn head_name(kind: TaskKind) -> &'static str {
     }
 }
 
+fn write_embedded(path: &Path, e: &Embedded) -> Result<()> {
+    let empty = Matrix::new(Vec::new(), 0, 0)?;
+    let mut bytes = b"ACCRUE-EMB1".to_vec();
+    for m in [
+        &e.embedding,
+        e.av.as_ref().unwrap_or(&empty),
+        e.at.as_ref().unwrap_or(&empty),
+        &e.logits,
+    ] {
+        bytes.extend_from_slice(&(m.rows() as u64).to_le_bytes());
+        bytes.extend_from_slice(&(m.cols() as u64).to_le_bytes());
+        for v in m.data() {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Reads a cache entry; `None` (recompute) when it is missing or malformed.
+fn read_embedded(path: &Path) -> Option<Embedded> {
+    let bytes = std::fs::read(path).ok()?;
+    let mut rest = bytes.strip_prefix(b"ACCRUE-EMB1")?;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (a, b) = rest.split_at_checked(n)?;
+        rest = b;
+        Some(a)
+    };
+    let mut mats = Vec::new();
+    for _ in 0..4 {
+        let rows = u64::from_le_bytes(take(8)?.try_into().ok()?) as usize;
+        let cols = u64::from_le_bytes(take(8)?.try_into().ok()?) as usize;
+        let data: Vec<f32> = take(rows.checked_mul(cols)?.checked_mul(4)?)?
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        mats.push(Matrix::new(data, rows, cols).ok()?);
+    }
+    let logits = mats.pop()?;
+    let at = mats.pop().filter(|m| m.rows() > 0);
+    let av = mats.pop().filter(|m| m.rows() > 0);
+    Some(Embedded {
+        embedding: mats.pop()?,
+        av,
+        at,
+        logits,
+    })
+}
+
 /// Caches tables and embedded datasets within one model's evaluation.
 struct Ctx<'a> {
     student: &'a Student,
+    /// Disk cache of embeddings and the model's identity (file sha256), when enabled.
+    disk: Option<(PathBuf, String)>,
     device: Device,
     sample_rate: u32,
     embedded: BTreeMap<String, (Dataset, Embedded)>,
@@ -515,7 +580,33 @@ impl Ctx<'_> {
                 return Err(Error::Other(format!("{key}: no clips")));
             }
             let batch = part.batch_size.max(1);
-            let e = embed_dataset(self.student, &ds, self.sample_rate, batch, &self.device)?;
+            let file = match &self.disk {
+                Some((dir, model)) => {
+                    let manifest = sha256_file(&part.manifest)?;
+                    let id = sha256_tag(
+                        format!(
+                            "{model}|{manifest}|{:?}|{batch}|{}",
+                            part.split, self.sample_rate
+                        )
+                        .as_bytes(),
+                    );
+                    let hex = id.trim_start_matches("sha256:");
+                    Some(dir.join(format!("{}.emb", &hex[..32.min(hex.len())])))
+                }
+                None => None,
+            };
+            let cached = file.as_deref().and_then(read_embedded);
+            let e = match cached {
+                Some(e) if e.embedding.rows() == ds.examples.len() => e,
+                _ => {
+                    let e =
+                        embed_dataset(self.student, &ds, self.sample_rate, batch, &self.device)?;
+                    if let Some(f) = &file {
+                        write_embedded(f, &e)?;
+                    }
+                    e
+                }
+            };
             self.embedded.insert(key.clone(), (ds, e));
         }
         Ok(&self.embedded[&key])
@@ -531,18 +622,24 @@ impl Ctx<'_> {
 }
 
 /// Every score of `suite` for one loaded model. Tasks needing a head the model does not have
-/// yet are skipped (e.g. retrieval before the first AT stage).
+/// yet are skipped (e.g. retrieval before the first AT stage). `model_sha256` identifies the
+/// model for the suite's embedding cache (no caching without it).
 ///
 /// # Errors
 /// Unreadable data or tables, missing embeddings, evaluation errors.
 pub fn evaluate_model(
     suite: &EvalSuite,
     student: &Student,
+    model_sha256: Option<&str>,
     sample_rate: u32,
     device: &Device,
 ) -> Result<Vec<Score>> {
     let mut ctx = Ctx {
         student,
+        disk: suite
+            .cache_dir
+            .clone()
+            .zip(model_sha256.map(str::to_string)),
         device: device.clone().inner(),
         sample_rate,
         embedded: BTreeMap::new(),
@@ -742,7 +839,12 @@ pub fn evaluate_stage_model(
 ) -> Result<StageScores> {
     let t0 = Instant::now();
     let student = load_model(preset, num_classes, model, device)?;
-    let scores = evaluate_model(suite, &student, 32_000, device)?;
+    let hash = if suite.cache_dir.is_some() {
+        Some(sha256_file(model)?)
+    } else {
+        None
+    };
+    let scores = evaluate_model(suite, &student, hash.as_deref(), 32_000, device)?;
     let seconds = t0.elapsed().as_secs_f64();
     tracing::info!(model = %model.display(), seconds, "stage model evaluated");
     Ok(StageScores {

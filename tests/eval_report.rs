@@ -131,6 +131,20 @@ fn eval_and_report_run_on_the_integration_experiment() {
     assert_eq!(schema_errors(&doc), Vec::<String>::new());
     assert_eq!(EvalArtifact::read(&path).expect("read back"), art);
 
+    // With an embedding cache, a first evaluation fills it and a second reads it: the same
+    // scores each time, and the same as without the cache.
+    let cached_suite = dir.path().join("suite-cached.toml");
+    std::fs::write(&cached_suite, format!("cache_dir = \"emb-cache\"\n{SUITE}")).expect("suite");
+    let cached = EvalSuite::load(&cached_suite).expect("suite parses");
+    for round in 0..2 {
+        let again = evaluate_run(&exp, &cached, Some("LwF"), "flex", &device).expect("evaluates");
+        assert_eq!(again.stages, art.stages, "round {round}");
+    }
+    let entries = std::fs::read_dir(dir.path().join("emb-cache"))
+        .expect("cache dir")
+        .count();
+    assert_eq!(entries, 3 * 2, "3 stage models x 2 distinct manifests");
+
     // The `evaluate` example (the same library calls) writes the same scores.
     let via_example = dir.path().join("example-eval.json");
     let ex = evaluate_example::run(&exp, &suite_path, &via_example).expect("example runs");
@@ -139,13 +153,17 @@ fn eval_and_report_run_on_the_integration_experiment() {
 
     // The report renders tables and plots (non-empty PNGs).
     let out = dir.path().join("report");
-    let report = accrue::report::render(&[art.clone(), art], &out).expect("report");
+    let log = dir.path().join("out/metrics.jsonl");
+    let curves = vec![("LwF".to_string(), log)];
+    let report = accrue::report::render(&[art.clone(), art], &curves, &out).expect("report");
     assert!(
         report.markdown.contains("| LwF | 2 |"),
         "{}",
         report.markdown
     );
-    assert!(report.plots.len() >= 2);
+    // A heatmap per artifact, the forgetting bars, the training curves.
+    assert_eq!(report.plots.len(), 4, "{:?}", report.plots);
+    assert!(out.join("training-curves.png").is_file());
     for p in &report.plots {
         let bytes = std::fs::read(p).expect("plot");
         assert!(

@@ -366,6 +366,8 @@ pub fn suite(ctx: &EvalContext) -> EvalSuite {
         direction: direction.map(str::to_string),
     };
     EvalSuite {
+        // Each stage model is evaluated once (its scores are cached beside it).
+        cache_dir: None,
         // The same definitions as the report's CL table.
         continual: [
             (

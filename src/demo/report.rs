@@ -324,38 +324,6 @@ fn matrix(a: &EvalArtifact, tasks_: &[&str]) -> Result<StageMatrix> {
     )?)
 }
 
-/// Training loss per optimiser step, one series per stage (x = step within the stage; the
-/// log's own `step` counts within an epoch).
-fn loss_curves(log: &Path) -> Vec<Series> {
-    let Ok(text) = std::fs::read_to_string(log) else {
-        return Vec::new();
-    };
-    let mut out: Vec<Series> = Vec::new();
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if v["event"] != "step" {
-            continue;
-        }
-        let (Some(stage), Some(loss)) = (v["stage"].as_u64(), v["loss"].as_f64()) else {
-            continue;
-        };
-        let stage = stage as usize;
-        while out.len() <= stage {
-            out.push(Series {
-                name: String::new(),
-                points: Vec::new(),
-            });
-        }
-        let x = out[stage].points.len() as f64;
-        if loss.is_finite() {
-            out[stage].points.push((x, loss));
-        }
-    }
-    out
-}
-
 fn fmt_ms(values: &[f64], scale: f64) -> String {
     match mean_std(values) {
         None => "–".into(),
@@ -606,7 +574,7 @@ pub fn write_report(
             .filter(|j| j.seed == *seed && j.sequence == Sequence::AAvAt)
         {
             let log = job.dir.join("metrics.jsonl");
-            for (k, mut s) in loss_curves(&log).into_iter().enumerate() {
+            for (k, mut s) in crate::report::loss_curves(&log).into_iter().enumerate() {
                 let stage = job.stages.get(k).map_or("?", |(n, _)| n.as_str());
                 s.name = format!("{} {stage}", job.method.map_or("", |m| m.label()));
                 curves.push(s);
