@@ -205,6 +205,10 @@ struct RunState {
     counters: (u64, u64, u64),
     completed: Vec<StageSummary>,
     seq: u64,
+    /// Length in bytes of `metrics.jsonl` when the checkpoint was written: a resumed run
+    /// truncates the log to it, so the steps it replays are not logged twice.
+    #[serde(default)]
+    metrics_len: u64,
 }
 
 /// Floats of the run state are stored as their bit patterns: exact (JSON decimal parsing is
@@ -510,6 +514,7 @@ impl Trainer {
         optim: Option<&ModuleOptimizer>,
     ) -> Result<PathBuf> {
         state.seq += 1;
+        state.metrics_len = fs::metadata(&self.metrics).map_or(0, |m| m.len());
         let name = format!("ckpt-{:06}", state.seq);
         let tmp = self.ckpt_dir.join(format!("{name}.tmp"));
         let _ = fs::remove_dir_all(&tmp);
@@ -574,12 +579,22 @@ impl Trainer {
                 let skeleton = self.skeleton(heads.min(self.config.stages.len()), &ad)?;
                 let student = load_module(skeleton, &dir.join("student.bpk"))?;
                 tracing::info!(checkpoint = %dir.display(), stage = state.stage, epoch = state.epoch, batch = state.next_batch, "resuming");
+                // Drop what was logged after the checkpoint: those steps run again.
+                if fs::metadata(&self.metrics).is_ok_and(|m| m.len() > state.metrics_len) {
+                    fs::OpenOptions::new()
+                        .write(true)
+                        .open(&self.metrics)
+                        .and_then(|f| f.set_len(state.metrics_len))
+                        .map_err(|e| ContinualError::io(&self.metrics, e))?;
+                }
                 let mid = state.epoch > 0 || state.next_batch > 0;
                 (state, student, mid.then_some(dir))
             }
             None => {
+                // A fresh start (also `--resume` killed before the first checkpoint): the
+                // log starts empty.
+                let _ = fs::remove_file(&self.metrics);
                 if !resume {
-                    let _ = fs::remove_file(&self.metrics);
                     for e in fs::read_dir(&self.ckpt_dir)
                         .map_err(|e| ContinualError::io(&self.ckpt_dir, e))?
                         .flatten()

@@ -119,6 +119,16 @@ fn killed_and_resumed_run_is_bit_identical() {
         );
     }
     assert_eq!(resumed.stages, uninterrupted.stages);
+    // The resumed run's log holds each step once: the same step events as the reference.
+    let steps = |p: &Path| -> Vec<String> {
+        std::fs::read_to_string(p)
+            .expect("metrics")
+            .lines()
+            .filter(|l| l.contains("\"event\":\"step\""))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(steps(&resumed.metrics), steps(&uninterrupted.metrics));
 }
 
 #[test]
