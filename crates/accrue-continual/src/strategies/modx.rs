@@ -64,6 +64,22 @@ pub enum TeacherHead {
     Current,
 }
 
+/// Whether the teacher's audio side uses the previous task's head (else the current head on
+/// the previous encoder): never after task A; with `Auto`, only when the previous head exists
+/// and outputs the supervision's width (a shared space).
+fn use_previous_head(
+    previous: TaskKind,
+    choice: TeacherHead,
+    previous_width: Option<usize>,
+    supervision_width: usize,
+) -> bool {
+    match (previous, choice) {
+        (TaskKind::A, _) | (_, TeacherHead::Current) => false,
+        (_, TeacherHead::Previous) => true,
+        (_, TeacherHead::Auto) => previous_width == Some(supervision_width),
+    }
+}
+
 /// Mod-X.
 #[derive(Clone, Debug, Default)]
 pub struct ModX {
@@ -131,11 +147,12 @@ impl Strategy for ModX {
             ));
         };
         let [_, sup_width] = sup.dims();
-        let previous_head = match (prev, self.options.teacher_head) {
-            (TaskKind::A, _) | (_, TeacherHead::Current) => false,
-            (_, TeacherHead::Previous) => true,
-            (p, TeacherHead::Auto) => teacher.head(p).is_some_and(|h| h.d_output() == sup_width),
-        };
+        let previous_head = use_previous_head(
+            prev,
+            self.options.teacher_head,
+            teacher.head(prev).map(|h| h.d_output()),
+            sup_width,
+        );
         let teacher_audio = if previous_head {
             teacher.head_output(prev, t_out)?
         } else {
@@ -160,6 +177,27 @@ impl Strategy for ModX {
 mod tests {
     use super::*;
     use crate::testing::*;
+
+    #[test]
+    fn teacher_head_choice() {
+        use TeacherHead::*;
+        // After A there is no previous head to use.
+        for c in [Auto, Previous, Current] {
+            assert!(!use_previous_head(TaskKind::A, c, None, 16));
+        }
+        // CLIP-like shared space: the previous AV head maps into the AT supervision space.
+        assert!(use_previous_head(TaskKind::AV, Auto, Some(512), 512));
+        // EfficientNet (1280) vs MiniLM (384): not comparable, so the current head is used.
+        assert!(!use_previous_head(TaskKind::AV, Auto, Some(1280), 384));
+        assert!(!use_previous_head(TaskKind::AV, Auto, None, 384));
+        // Explicit choices are obeyed.
+        assert!(use_previous_head(TaskKind::AV, Previous, Some(1280), 384));
+        assert!(!use_previous_head(TaskKind::AV, Current, Some(512), 512));
+        // The config spelling.
+        let o: ModXOptions = toml::from_str("teacher_head = \"current\"").expect("parses");
+        assert_eq!(o.teacher_head, Current);
+        assert!(o.alignment);
+    }
 
     #[test]
     fn stage_av_after_a_uses_current_head_on_old_encoder() {
