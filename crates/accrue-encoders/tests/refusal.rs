@@ -109,3 +109,25 @@ fn missing_file_and_wrong_top_level_key_are_errors() {
         other => panic!("expected a mismatch, got {other:?}"),
     }
 }
+
+#[test]
+fn clips_shorter_than_the_poolings_are_padded_not_a_panic() {
+    use accrue_encoders::{Cnn10Config, Cnn14Config, ResNet38Config};
+    let device = burn::tensor::Device::default();
+    // 0.05 s at 32 kHz: far fewer frames than five ×2 poolings need (PANNs itself fails).
+    let wave = burn::tensor::Tensor::<2>::zeros([2, 1_600], &device);
+    let outs = [
+        ResNet38Config::tiny().init(&device).forward(wave.clone()),
+        Cnn14Config::tiny().init(&device).forward(wave.clone()),
+        Cnn10Config::tiny().init(&device).forward(wave),
+    ];
+    for out in outs {
+        let v: Vec<f32> = out
+            .embedding
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .expect("f32");
+        assert!(!v.is_empty() && v.iter().all(|x| x.is_finite()));
+    }
+}
