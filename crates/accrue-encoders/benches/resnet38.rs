@@ -4,6 +4,9 @@
 //! The workload is batch 8; on a small machine set a smaller one:
 //!     ACCRUE_BENCH_BATCH=2 cargo bench -p accrue-encoders --bench resnet38
 //! `benches/resnet38_torch.py` times the same workload in PyTorch with the same threads.
+//! On libtorch (build with the facade's `tch` feature, torch venv active):
+//!     LIBTORCH_USE_PYTORCH=1 ACCRUE_BENCH_DEVICE=tch \
+//!         cargo bench --workspace --features accrue/tch --bench resnet38
 
 use accrue_encoders::ResNet38Config;
 use burn::module::Module;
@@ -18,12 +21,28 @@ fn batch() -> usize {
         .unwrap_or(8)
 }
 
+/// The device of `ACCRUE_BENCH_DEVICE` (`flex`, the default, or `tch`).
+fn base_device() -> Device {
+    match std::env::var("ACCRUE_BENCH_DEVICE").as_deref() {
+        #[cfg(feature = "tch")]
+        Ok("tch") =>
+        {
+            #[allow(deprecated)]
+            Device::libtorch()
+        }
+        Ok("flex") | Err(_) => Device::default(),
+        Ok(other) => panic!(
+            "ACCRUE_BENCH_DEVICE={other}: not compiled in (flex; tch with --features accrue/tch)"
+        ),
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let b = batch();
     let mut group = c.benchmark_group(format!("resnet38_b{b}x10s"));
     group.sample_size(10);
 
-    let device = Device::default();
+    let device = base_device();
     device.seed(0);
     let model = ResNet38Config::panns().init(&device).valid();
     let wave = Tensor::<2>::random([b, 320_000], Distribution::Uniform(-0.5, 0.5), &device);
@@ -34,7 +53,7 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    let ad = Device::default().autodiff();
+    let ad = base_device().autodiff();
     let mut model = ResNet38Config::panns().init(&ad);
     let mut optim = AdamConfig::new().init();
     let wave = wave.clone().autodiff();
