@@ -216,6 +216,50 @@ pub struct ScoreRef {
     pub direction: Option<String>,
 }
 
+impl ScoreRef {
+    /// The value of the matching score among `scores`.
+    pub fn value_in(&self, scores: &[Score]) -> Option<f64> {
+        scores
+            .iter()
+            .find(|s| {
+                s.matches(
+                    self.protocol,
+                    &self.task,
+                    &self.metric,
+                    self.direction.as_deref(),
+                )
+            })
+            .map(|s| s.value)
+    }
+}
+
+/// The stage × task matrix of an artifact: row `i` is its stage `i`, column `j` the score
+/// `refs[tasks[j]]` after that stage (`None` when absent).
+///
+/// # Errors
+/// A matrix that is not square (one task per stage).
+pub fn stage_matrix(
+    art: &EvalArtifact,
+    tasks: &[String],
+    refs: &BTreeMap<String, ScoreRef>,
+) -> Result<StageMatrix> {
+    let scores = art
+        .stages
+        .iter()
+        .map(|st| {
+            tasks
+                .iter()
+                .map(|k| refs.get(k).and_then(|r| r.value_in(&st.scores)))
+                .collect()
+        })
+        .collect();
+    Ok(StageMatrix::new(
+        art.stages.iter().map(|s| s.stage.clone()).collect(),
+        tasks.to_vec(),
+        scores,
+    )?)
+}
+
 /// An evaluation suite.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -962,27 +1006,7 @@ fn continual_section(
     if kinds.len() < 2 || kinds.iter().any(|k| !suite.continual.contains_key(k)) {
         return Ok(None);
     }
-    let scores = art
-        .stages
-        .iter()
-        .map(|st| {
-            kinds
-                .iter()
-                .map(|k| {
-                    let r = &suite.continual[k];
-                    st.scores
-                        .iter()
-                        .find(|s| s.matches(r.protocol, &r.task, &r.metric, r.direction.as_deref()))
-                        .map(|s| s.value)
-                })
-                .collect()
-        })
-        .collect();
-    let matrix = StageMatrix::new(
-        art.stages.iter().map(|s| s.stage.clone()).collect(),
-        kinds,
-        scores,
-    )?;
+    let matrix = stage_matrix(art, &kinds, &suite.continual)?;
     let summary = summarize(&matrix, None, None, None)?;
     Ok(Some(ContinualReport { matrix, summary }))
 }

@@ -255,19 +255,20 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
             } else {
                 settings.lambda
             };
+            // The AT stage is the same text in A → AT and A → AV → AT.
+            let at_stage = stage_toml(
+                "AT",
+                m.strategy_toml(),
+                lambda,
+                eat,
+                lat,
+                stage_seed(2),
+                settings,
+                &[at],
+            );
             let name = format!("a-at-{}", m.name());
             let dir = seed_dir.join(&name);
-            let text = header(&name, seed, &dir, true)
-                + &stage_toml(
-                    "AT",
-                    m.strategy_toml(),
-                    lambda,
-                    eat,
-                    lat,
-                    stage_seed(2),
-                    settings,
-                    &[at],
-                );
+            let text = header(&name, seed, &dir, true) + &at_stage;
             push(
                 &name,
                 Sequence::AAt,
@@ -288,16 +289,7 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
                     settings,
                     &[av],
                 )
-                + &stage_toml(
-                    "AT",
-                    m.strategy_toml(),
-                    lambda,
-                    eat,
-                    lat,
-                    stage_seed(2),
-                    settings,
-                    &[at],
-                );
+                + &at_stage;
             push(
                 &name,
                 Sequence::AAvAt,

@@ -18,6 +18,7 @@ use super::evaluate::{StageScores, tasks};
 use super::grid::{Job, Method, Sequence};
 use super::{DemoOptions, Settings, Timings};
 use crate::error::{Error, Result};
+use crate::suite::{ScoreRef, stage_matrix};
 
 /// What `accrue demo` printed and wrote.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,19 +33,15 @@ pub struct DemoReport {
     pub plots: Vec<PathBuf>,
 }
 
-/// The score that stands for each task in the CL matrix.
-fn task_score(a: &EvalArtifact, stage: &str, task: &str) -> Option<f64> {
-    let (p, t, m, d) = match task {
-        "A" => (Protocol::LinearProbe, tasks::INSTRUMENTS, "top1_acc", None),
-        "AV" => (
-            Protocol::ZeroShot,
-            tasks::INSTRUMENTS,
-            "top1_acc",
-            Some("A2I"),
-        ),
-        _ => (Protocol::Retrieval, tasks::INSTRUMENTS, "R@10", Some("T2A")),
-    };
-    a.score(Some(stage), p, t, m, d).map(|s| s.value)
+/// The score standing for `task` after `stage`, per the suite's definitions (`refs`).
+fn task_score(
+    a: &EvalArtifact,
+    stage: &str,
+    task: &str,
+    refs: &BTreeMap<String, ScoreRef>,
+) -> Option<f64> {
+    let st = a.stages.iter().find(|s| s.stage == stage)?;
+    refs.get(task)?.value_in(&st.scores)
 }
 
 /// The CL-matrix definitions, for the report text.
@@ -310,20 +307,6 @@ fn with_method(a: &EvalArtifact, method: String) -> EvalArtifact {
     a
 }
 
-/// Per-run CL matrix over `tasks` (rows: the run's stages).
-fn matrix(a: &EvalArtifact, tasks_: &[&str]) -> Result<StageMatrix> {
-    let stages: Vec<String> = a.stages.iter().map(|s| s.stage.clone()).collect();
-    let scores = stages
-        .iter()
-        .map(|st| tasks_.iter().map(|t| task_score(a, st, t)).collect())
-        .collect();
-    Ok(StageMatrix::new(
-        stages,
-        tasks_.iter().map(|t| t.to_string()).collect(),
-        scores,
-    )?)
-}
-
 fn fmt_ms(values: &[f64], scale: f64) -> String {
     match mean_std(values) {
         None => "–".into(),
@@ -349,6 +332,11 @@ pub fn write_report(
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
     let mut built = build(opts, jobs)?;
+    // The scores standing for A, AV and AT: the suite's, so the table and the artifacts agree.
+    let refs = jobs
+        .first()
+        .map(|j| super::evaluate::suite(&j.eval).continual)
+        .unwrap_or_default();
     // CL summaries per run (single-task baselines and the joint model of the same seed).
     let find = |runs: &[(&str, String, u64, EvalArtifact)], key: &str, method: &str, seed: u64| {
         runs.iter()
@@ -365,15 +353,16 @@ pub fn write_report(
             "A-AV-AT" => &["A", "AV", "AT"],
             _ => continue,
         };
-        let r = matrix(art, tasks_)?;
+        let names: Vec<String> = tasks_.iter().map(|t| t.to_string()).collect();
+        let r = stage_matrix(art, &names, &refs)?;
         let w2c = find(&snapshot, "A-AV-AT", Method::Finetune.label(), *seed);
         let clap = find(&snapshot, "A-AT", "CLAP = fine-tuning", *seed);
         let mt = find(&snapshot, "MT-WC", "MT-WC (joint AV+AT)", *seed);
         let single: Vec<Option<f64>> = tasks_
             .iter()
             .map(|t| match *t {
-                "AV" => w2c.as_ref().and_then(|a| task_score(a, "AV", "AV")),
-                "AT" => clap.as_ref().and_then(|a| task_score(a, "AT", "AT")),
+                "AV" => w2c.as_ref().and_then(|a| task_score(a, "AV", "AV", &refs)),
+                "AT" => clap.as_ref().and_then(|a| task_score(a, "AT", "AT", &refs)),
                 _ => None,
             })
             .collect();
@@ -381,7 +370,7 @@ pub fn write_report(
             .iter()
             .map(|t| match *t {
                 "A" => None,
-                t => mt.as_ref().and_then(|a| task_score(a, "AV+AT", t)),
+                t => mt.as_ref().and_then(|a| task_score(a, "AV+AT", t, &refs)),
             })
             .collect();
         let summary = summarize(&r, None, Some(&single), Some(&joint))?;

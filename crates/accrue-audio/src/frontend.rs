@@ -175,6 +175,18 @@ impl FrontEndConfig {
             .with_use_bn0(false)
     }
 
+    /// This configuration with `min_samples` raised to what a network with `time_poolings`
+    /// ×2 time poolings needs ([`crate::crop::min_samples`]): shorter inputs are zero-padded
+    /// (as PANNs pads short clips) instead of failing inside the pooling.
+    pub fn padded_for_poolings(&self, time_poolings: u32) -> Self {
+        Self {
+            min_samples: self
+                .min_samples
+                .max(crate::crop::min_samples(self.hop_length, time_poolings)),
+            ..self.clone()
+        }
+    }
+
     /// Number of frequency bins of the one-sided STFT.
     pub fn n_freqs(&self) -> usize {
         self.n_fft / 2 + 1

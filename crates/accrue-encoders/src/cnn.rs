@@ -152,19 +152,11 @@ impl PannsCnnConfig {
             cin = w;
         }
         PannsCnn {
-            // Inputs shorter than the blocks' ×2 time poolings need are zero-padded (PANNs
-            // pads short clips) instead of failing inside the pooling.
-            frontend: FrontEndConfig {
-                min_samples: self
-                    .front_end
-                    .min_samples
-                    .max(accrue_audio::crop::min_samples(
-                        self.front_end.hop_length,
-                        (self.widths.len() - usize::from(!self.pool_last)) as u32,
-                    )),
-                ..self.front_end.clone()
-            }
-            .init(device),
+            // One ×2 time pooling per pooling block: shorter inputs are zero-padded.
+            frontend: self
+                .front_end
+                .padded_for_poolings((self.widths.len() - usize::from(!self.pool_last)) as u32)
+                .init(device),
             conv_blocks,
             fc1: linear_xavier(cin, cin, device),
             fc_audioset: linear_xavier(cin, self.num_classes, device),

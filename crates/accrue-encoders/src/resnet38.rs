@@ -128,19 +128,8 @@ impl ResNet38Config {
             layer4: make(w[3], self.layers[3], 2),
         };
         ResNet38 {
-            // Inputs shorter than the five ×2 time poolings need are zero-padded (PANNs pads
-            // short clips) instead of failing inside the pooling.
-            frontend: FrontEndConfig {
-                min_samples: self
-                    .front_end
-                    .min_samples
-                    .max(accrue_audio::crop::min_samples(
-                        self.front_end.hop_length,
-                        5,
-                    )),
-                ..self.front_end.clone()
-            }
-            .init(device),
+            // Five ×2 time poolings: shorter inputs are zero-padded, not a pooling failure.
+            frontend: self.front_end.padded_for_poolings(5).init(device),
             conv_block1: ConvBlockConfig::new(1, w[0]).init(device),
             resnet,
             conv_block_after1: ConvBlockConfig::new(w[3], self.embedding_dim).init(device),
