@@ -61,3 +61,17 @@ pub fn device(kind: BackendKind) -> Result<Device, String> {
         BackendKind::Cuda => missing("cuda"),
     }
 }
+
+/// `replicas` devices of `kind` for data-parallel training: CUDA devices `0..replicas`, or
+/// `replicas` handles of the one device of the other backends (they take turns; useful to
+/// test the multi-device path, not faster).
+pub fn devices(kind: BackendKind, replicas: usize) -> Result<Vec<Device>, String> {
+    if replicas == 0 {
+        return Err("at least one replica is needed".into());
+    }
+    #[cfg(feature = "cuda")]
+    if kind == BackendKind::Cuda {
+        return Ok((0..replicas).map(Device::cuda).collect());
+    }
+    Ok(vec![device(kind)?; replicas])
+}

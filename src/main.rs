@@ -45,6 +45,10 @@ enum Command {
         /// Continue from the last checkpoint of an interrupted run.
         #[arg(long)]
         resume: bool,
+        /// Data-parallel replicas (CUDA: devices 0..N; other backends: N turns on the one
+        /// device). Contrastive negatives and BatchNorm statistics are per replica.
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
     },
     /// The main job: the paper's grid in miniature on InstrumentAVT-mini (train, evaluate,
     /// report). Prepare the data first with scripts/setup_mini.sh and scripts/fetch_towers.sh
@@ -212,11 +216,17 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let device = device(cli.backend).map_err(anyhow::Error::msg)?;
     match cli.command {
-        Command::Train { experiment, resume } => {
-            let summary = accrue::continual::run_experiment_config(
+        Command::Train {
+            experiment,
+            resume,
+            replicas,
+        } => {
+            let devices =
+                accrue::backend::devices(cli.backend, replicas).map_err(anyhow::Error::msg)?;
+            let summary = accrue::continual::run_experiment_on(
                 &accrue::continual::ExperimentConfig::load(&experiment)
                     .with_context(|| format!("loading {}", experiment.display()))?,
-                &device,
+                &devices,
                 resume,
             )
             .with_context(|| format!("running {}", experiment.display()))?;

@@ -582,3 +582,11 @@ fn embed_writes_one_normalised_row_per_caption_and_reuses_the_cache() {
     opts.tower = TowerChoice::Efficientnet;
     assert!(embed_manifest(&opts, &device).is_err());
 }
+
+#[test]
+fn train_refuses_zero_replicas_with_a_message() {
+    let out = accrue(&["train", "no-such-experiment.toml", "--replicas", "0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at least one replica"), "{err}");
+}

@@ -19,10 +19,12 @@
 //!
 //! ## Devices
 //!
-//! One device per run, any backend the [`burn::tensor::Device`] selects (CPU `flex` is
-//! tested; bit-identical resume is only claimed there). Multi-device data parallelism (Burn's
-//! gradient all-reduce) is **not implemented**: contrastive negatives would be per device
-//! unless gathered. Teachers and students share the device.
+//! Any backend the [`burn::tensor::Device`] selects (CPU `flex` is tested; bit-identical resume
+//! is only claimed there). [`parallel`] trains data-parallel over several local devices
+//! ([`run_experiment_on`], `accrue train --replicas N`) with Burn's own primitives, as
+//! burn-train's multi-device strategy does: replicas forked per device, gradients moved to the
+//! main device and summed. Contrastive negatives and BatchNorm statistics are per replica; Burn
+//! 0.22's gradient all-reduce exists on CUDA only, so nothing is gathered (see [`parallel`]).
 //!
 //! ## Writing a method
 //!
@@ -35,6 +37,7 @@
 pub mod config;
 pub mod error;
 pub mod model;
+pub mod parallel;
 pub mod step;
 pub mod strategies;
 pub mod strategy;
@@ -47,6 +50,7 @@ pub use accrue_losses::{LossTerms, ObjectiveConfig};
 pub use config::ExperimentConfig;
 pub use error::{ContinualError, Result};
 pub use model::{ContrastiveHead, ProjectionHeadConfig, Student, TaskKind, Trainable};
+pub use parallel::DataParallel;
 pub use step::{ComputedStep, StepCounters, TaskBatch, apply_step, compute_step};
 pub use strategy::{
     BatchMeta, Capabilities, NoAux, StageInfo, StepView, Strategy, Supervision, TaskView,
@@ -55,5 +59,5 @@ pub use strategy::{
 pub use supervision::SupervisionTable;
 pub use trainer::{
     RunSummary, StageSummary, load_student_or_encoder, run_experiment, run_experiment_config,
-    stage_model_path,
+    run_experiment_on, stage_model_path,
 };

@@ -16,7 +16,7 @@
 use accrue_losses::{LossError, LossTerms, TermValue};
 use burn::module::{Module, ModuleDisplay, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 
 use crate::error::Result;
 use crate::model::{TaskKind, Trainable};
@@ -33,6 +33,48 @@ pub struct TaskBatch {
     pub supervision: Option<Supervision>,
     /// Metadata.
     pub meta: BatchMeta,
+}
+
+impl TaskBatch {
+    /// Clips in the batch.
+    pub fn len(&self) -> usize {
+        self.wave.dims()[0]
+    }
+
+    /// Whether the batch has no clips.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Clips `start..start + len` (waveforms, supervision rows and clip ids), on `device`.
+    pub fn slice_to(&self, start: usize, len: usize, device: &Device) -> Self {
+        let rows = |t: &Tensor<2>| t.clone().narrow(0, start, len).to_device(device);
+        Self {
+            kind: self.kind,
+            wave: rows(&self.wave),
+            supervision: self.supervision.as_ref().map(|s| match s {
+                Supervision::Embeddings(e) => Supervision::Embeddings(rows(e)),
+                Supervision::Labels {
+                    targets,
+                    multi_label,
+                } => Supervision::Labels {
+                    targets: rows(targets),
+                    multi_label: *multi_label,
+                },
+            }),
+            meta: BatchMeta {
+                clip_ids: self
+                    .meta
+                    .clip_ids
+                    .iter()
+                    .skip(start)
+                    .take(len)
+                    .cloned()
+                    .collect(),
+                ..self.meta.clone()
+            },
+        }
+    }
 }
 
 /// Work counters (observability and tests).
@@ -119,6 +161,22 @@ pub fn compute_step<S: Strategy>(
     batches: &[TaskBatch],
     counters: &mut StepCounters,
 ) -> Result<ComputedStep> {
+    compute_step_scaled(strategy, stage, model, batches, counters, 1.0)
+}
+
+/// As [`compute_step`], with the gradients of `scale · total` (a data-parallel replica's share
+/// of the batch, [`crate::parallel`]); the reported terms and total stay unscaled.
+///
+/// # Errors
+/// As [`compute_step`].
+pub fn compute_step_scaled<S: Strategy>(
+    strategy: &S,
+    stage: &StageInfo,
+    model: &Trainable<S::Aux>,
+    batches: &[TaskBatch],
+    counters: &mut StepCounters,
+    scale: f64,
+) -> Result<ComputedStep> {
     let terms = loss_terms(strategy, stage, model, batches, counters)?;
     terms.check_finite()?;
     let total_t = terms.total()?;
@@ -135,20 +193,50 @@ pub fn compute_step<S: Strategy>(
         }
         .into());
     }
-    let grads = GradientsParams::from_grads(total_t.backward(), model);
-    let g = gradient_abs_sum(model, &grads);
-    if !g.is_finite() {
-        return Err(LossError::NonFinite {
-            term: "gradient".into(),
-            value: g,
-        }
-        .into());
-    }
+    // Scaling by exactly 1 is skipped so a single-device step keeps its bits.
+    let scaled = if scale == 1.0 {
+        total_t
+    } else {
+        total_t.mul_scalar(scale)
+    };
+    let grads = GradientsParams::from_grads(scaled.backward(), model);
+    check_gradients(model, &grads)?;
     Ok(ComputedStep {
         grads,
         terms: terms.values(),
         total,
     })
+}
+
+/// Initialises every lazily initialised parameter of `module` now (Burn initialises a fresh
+/// parameter on its first use), so its values come from the RNG state of this moment: a
+/// stage's new heads and aux modules draw from the stage's seed, not from whichever step or
+/// data-parallel replica touches them first.
+pub fn initialize_params<M: Module>(module: &M) {
+    struct Touch;
+    impl ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Touch);
+}
+
+/// [`LossError::NonFinite`] (term `gradient`) when any gradient element is NaN or ±inf.
+///
+/// # Errors
+/// As described.
+pub fn check_gradients<M: Module>(module: &M, grads: &GradientsParams) -> Result<()> {
+    let g = gradient_abs_sum(module, grads);
+    if g.is_finite() {
+        Ok(())
+    } else {
+        Err(LossError::NonFinite {
+            term: "gradient".into(),
+            value: g,
+        }
+        .into())
+    }
 }
 
 /// `Σ |g|` over every gradient of `module`'s parameters, synchronised once: NaN or ±inf when
@@ -198,7 +286,6 @@ pub fn apply_step<A: Module + ModuleDisplay>(
 mod tests {
     use super::*;
     use burn::nn::LinearConfig;
-    use burn::tensor::Device;
 
     #[test]
     fn gradient_sum_is_finite_for_finite_grads_and_flags_nan_and_inf() {

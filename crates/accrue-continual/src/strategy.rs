@@ -193,6 +193,24 @@ pub trait Strategy {
     ) -> Result<()> {
         Ok(())
     }
+
+    /// This strategy with its state (a teacher snapshot) on `device`, for a data-parallel
+    /// replica on another device ([`crate::parallel`]). Replicas on the main device share the
+    /// strategy itself and never call this. Called after [`Strategy::begin_stage`].
+    ///
+    /// # Errors
+    /// The default refuses, naming the method: a method that holds tensors must move them, so
+    /// it opts in (usually `Ok(Self { teacher: fork_teacher(&self.teacher, device), ..self.clone() })`).
+    fn fork(&self, device: &Device) -> Result<Self>
+    where
+        Self: Sized,
+    {
+        let _ = device;
+        Err(ContinualError::strategy(
+            &self.name(),
+            "does not implement `Strategy::fork`, so it cannot place replicas on other devices",
+        ))
+    }
 }
 
 /// The empty auxiliary module of strategies without trainable extras.
@@ -204,6 +222,13 @@ pub struct NoAux {}
 /// graph. This is the only way strategies should make teachers.
 pub fn snapshot_teacher(student: &Student) -> Student {
     student.valid()
+}
+
+/// A teacher snapshot copied to `device` (for [`Strategy::fork`]). `valid()` gives the copy its
+/// own BatchNorm statistics: a clone would share them with the original, and moving them would
+/// move the original's.
+pub fn fork_teacher(teacher: &Option<Student>, device: &Device) -> Option<Student> {
+    teacher.as_ref().map(|t| t.valid().fork(device))
 }
 
 /// The paper's mix `L = (1 − λ)·L_c + λ·L_kd` as named terms, with the stage's λ.

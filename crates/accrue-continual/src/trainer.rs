@@ -42,7 +42,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ExperimentConfig, SchedulerConfig, StageConfig};
 use crate::error::{ContinualError, Result};
 use crate::model::{Student, TaskKind, Trainable};
-use crate::step::{StepCounters, TaskBatch, apply_step, compute_step, loss_terms};
+use crate::parallel::DataParallel;
+use crate::step::{
+    StepCounters, TaskBatch, apply_step, compute_step, initialize_params, loss_terms,
+};
 use crate::strategies::AnyStrategy;
 use crate::strategy::{BatchMeta, StageInfo, Strategy, Supervision};
 use crate::supervision::SupervisionTable;
@@ -181,7 +184,40 @@ pub fn run_experiment_config(
     device: &Device,
     resume: bool,
 ) -> Result<RunSummary> {
-    Trainer::new(config.clone(), device.clone().inner())?.run(resume)
+    run_experiment_on(config, std::slice::from_ref(device), resume)
+}
+
+/// As [`run_experiment_config`], data-parallel over `devices` (the first is the main device:
+/// optimiser, validation, checkpoints); see [`crate::parallel`] for what differs from one
+/// device. Several handles of the same device are allowed (they take turns).
+///
+/// # Errors
+/// As [`run_experiment`]; no device; a batch size below two clips per replica.
+pub fn run_experiment_on(
+    config: &ExperimentConfig,
+    devices: &[Device],
+    resume: bool,
+) -> Result<RunSummary> {
+    let replicas: Vec<Device> = devices.iter().map(|d| d.clone().inner()).collect();
+    let main = replicas
+        .first()
+        .cloned()
+        .ok_or_else(|| ContinualError::Config("no device to train on".into()))?;
+    if replicas.len() > 1 {
+        for stage in &config.stages {
+            if stage.batch_size < 2 * replicas.len() {
+                return Err(ContinualError::Config(format!(
+                    "stage `{}`: batch_size {} is below 2 clips per replica for {} replicas",
+                    stage.name,
+                    stage.batch_size,
+                    replicas.len()
+                )));
+            }
+        }
+    }
+    let mut trainer = Trainer::new(config.clone(), main)?;
+    trainer.replicas = replicas;
+    trainer.run(resume)
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -209,6 +245,10 @@ struct RunState {
     /// truncates the log to it, so the steps it replays are not logged twice.
     #[serde(default)]
     metrics_len: u64,
+    /// Data-parallel replicas of the run that wrote the checkpoint (0 in older checkpoints:
+    /// one).
+    #[serde(default)]
+    replicas: usize,
 }
 
 /// Floats of the run state are stored as their bit patterns: exact (JSON decimal parsing is
@@ -228,6 +268,8 @@ mod f64_bits {
 struct Trainer {
     config: ExperimentConfig,
     device: Device,
+    /// Data-parallel replicas' (plain) devices; `[device]` for one device.
+    replicas: Vec<Device>,
     ckpt_dir: PathBuf,
     metrics: PathBuf,
 }
@@ -249,6 +291,8 @@ fn mix(parts: &[u64]) -> u64 {
 }
 
 const INIT: u64 = u64::MAX;
+/// Seed-derivation tag of data-parallel replicas.
+const REPLICA: u64 = u64::MAX - 1;
 
 /// Saves a module in Burn's own burnpack format, which (unlike safetensors) keeps parameter
 /// ids: the optimiser state, keyed by parameter id, re-attaches after a resume.
@@ -307,6 +351,7 @@ impl Trainer {
         Ok(Self {
             metrics: out.join("metrics.jsonl"),
             config,
+            replicas: vec![device.clone()],
             device,
             ckpt_dir,
         })
@@ -515,6 +560,7 @@ impl Trainer {
     ) -> Result<PathBuf> {
         state.seq += 1;
         state.metrics_len = fs::metadata(&self.metrics).map_or(0, |m| m.len());
+        state.replicas = self.replicas.len();
         let name = format!("ckpt-{:06}", state.seq);
         let tmp = self.ckpt_dir.join(format!("{name}.tmp"));
         let _ = fs::remove_dir_all(&tmp);
@@ -579,6 +625,14 @@ impl Trainer {
                 let skeleton = self.skeleton(heads.min(self.config.stages.len()), &ad)?;
                 let student = load_module(skeleton, &dir.join("student.bpk"))?;
                 tracing::info!(checkpoint = %dir.display(), stage = state.stage, epoch = state.epoch, batch = state.next_batch, "resuming");
+                let written_by = state.replicas.max(1);
+                if written_by != self.replicas.len() {
+                    tracing::warn!(
+                        written_by,
+                        now = self.replicas.len(),
+                        "resuming with a different number of data-parallel replicas: the rest of the run is not the run that was interrupted (per-replica negatives and BatchNorm statistics change)"
+                    );
+                }
                 // Drop what was logged after the checkpoint: those steps run again.
                 if fs::metadata(&self.metrics).is_ok_and(|m| m.len() > state.metrics_len) {
                     fs::OpenOptions::new()
@@ -679,7 +733,11 @@ impl Trainer {
                 for &k in &info.tasks {
                     student = student.ensure_head(k, &self.config.head.config(k, d_embed), ad)?;
                 }
+                // Initialise the new heads and the aux modules now, from the stage's seed,
+                // not at the first step or in whichever data-parallel replica touches them first.
+                initialize_params(&student);
                 let aux = strategy.begin_stage(&info, &student, ad)?;
+                initialize_params(&aux);
                 *state = RunState {
                     stage: s,
                     lr: sc.optimizer.lr,
@@ -702,6 +760,16 @@ impl Trainer {
         if caps.freeze_encoder {
             model.student.encoder = model.student.encoder.freeze();
         }
+        let parallel = match self.replicas.len() {
+            0 | 1 => None,
+            _ => {
+                initialize_params(&model);
+                Some(DataParallel::new(
+                    &strategy,
+                    self.replicas.iter().map(|d| d.clone().autodiff()).collect(),
+                )?)
+            }
+        };
         let mut best_path = resume_dir
             .as_ref()
             .map(|d| d.join("best.bpk"))
@@ -722,6 +790,7 @@ impl Trainer {
             name = sc.name,
             strategy = strategy.name(),
             ?caps,
+            replicas = self.replicas.len(),
             "stage start"
         );
         let bar = ProgressBar::new((sc.epochs * steps_per_epoch) as u64);
@@ -755,8 +824,22 @@ impl Trainer {
                     })??;
                     batches.push(self.to_task_batch(d, &d.train, &raw, epoch, step)?);
                 }
-                let computed = match compute_step(&strategy, &info, &model, &batches, &mut counters)
-                {
+                let computed = match &parallel {
+                    None => compute_step(&strategy, &info, &model, &batches, &mut counters),
+                    Some(dp) => {
+                        dp.compute_step(&strategy, &info, &model, &batches, &mut counters, |r| {
+                            mix(&[
+                                sc.seed,
+                                s as u64,
+                                epoch as u64,
+                                step as u64,
+                                REPLICA,
+                                r as u64,
+                            ])
+                        })
+                    }
+                };
+                let computed = match computed {
                     Ok(c) => c,
                     Err(ContinualError::Loss(LossError::NonFinite { term, value })) => {
                         tracing::error!(term, value, "non-finite loss term; stopping");

@@ -103,3 +103,23 @@ fn every_strategy_runs_a_three_stage_experiment() {
         }
     }
 }
+
+#[test]
+fn data_parallel_runs_refuse_too_small_batches_and_no_devices() {
+    use accrue_continual::{ExperimentConfig, run_experiment_on};
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_data(dir.path());
+    let path = write_experiment(
+        dir.path(),
+        "dp.toml",
+        "out-dp",
+        &[stage("a", &["A"], "{ kind = \"finetune\" }", "")],
+    );
+    let config = ExperimentConfig::load(&path).expect("config");
+    let cpu = burn::tensor::Device::default();
+    // batch_size = 4: three replicas would get one or two clips each.
+    let err = run_experiment_on(&config, &vec![cpu; 3], false).expect_err("too small");
+    assert!(err.to_string().contains("2 clips per replica"), "{err}");
+    let err = run_experiment_on(&config, &[], false).expect_err("no device");
+    assert!(err.to_string().contains("no device"), "{err}");
+}

@@ -1,5 +1,7 @@
 //! Kill-and-resume: a child process (this test binary, re-entered) is killed mid-run; the
-//! resumed run must end with weights bit-identical to an uninterrupted run. Also: NaN/inf in a
+//! resumed run must end with weights bit-identical to an uninterrupted run, on one device and
+//! data-parallel over two replicas on the CPU device (which also proves the replicas
+//! deterministic and their BatchNorm statistics checkpointed). Also: NaN/inf in a
 //! loss term stops the run within one step, naming the term, with the last good checkpoint
 //! kept.
 
@@ -9,7 +11,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use accrue_continual::{ContinualError, run_experiment};
+use accrue_continual::{
+    ContinualError, ExperimentConfig, RunSummary, run_experiment, run_experiment_on,
+};
+use burn::tensor::Device;
 use common::{stage, write_data, write_experiment};
 
 /// Every tensor of a safetensors file, by name (raw little-endian bytes).
@@ -27,6 +32,13 @@ fn tensors(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const CHILD_ENV: &str = "ACCRUE_RESUME_CHILD_CONFIG";
+const CHILD_REPLICAS: &str = "ACCRUE_RESUME_CHILD_REPLICAS";
+
+/// Runs an experiment file on `replicas` handles of the default (CPU) device.
+fn train(path: &Path, resume: bool, replicas: usize) -> RunSummary {
+    let config = ExperimentConfig::load(path).expect("config");
+    run_experiment_on(&config, &vec![Device::default(); replicas], resume).expect("run")
+}
 
 fn stages() -> Vec<String> {
     let every = "checkpoint_every_steps = 1";
@@ -49,7 +61,11 @@ fn stages() -> Vec<String> {
 fn resume_child_entry() {
     if let Some(path) = std::env::var_os(CHILD_ENV) {
         unsafe { std::env::set_var("ACCRUE_NO_PROGRESS", "1") };
-        run_experiment(Path::new(&path), false).expect("child run");
+        let replicas = std::env::var(CHILD_REPLICAS)
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(1);
+        train(Path::new(&path), false, replicas);
     }
 }
 
@@ -65,6 +81,15 @@ fn step_lines(metrics: &Path) -> usize {
 
 #[test]
 fn killed_and_resumed_run_is_bit_identical() {
+    kill_and_resume(1);
+}
+
+#[test]
+fn killed_and_resumed_two_replica_run_is_bit_identical() {
+    kill_and_resume(2);
+}
+
+fn kill_and_resume(replicas: usize) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     unsafe { std::env::set_var("ACCRUE_NO_PROGRESS", "1") };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -81,6 +106,7 @@ fn killed_and_resumed_run_is_bit_identical() {
             "--test-threads=1",
         ])
         .env(CHILD_ENV, &killed)
+        .env(CHILD_REPLICAS, replicas.to_string())
         .spawn()
         .expect("spawn child");
     let metrics = dir.path().join("out-killed/metrics.jsonl");
@@ -105,8 +131,8 @@ fn killed_and_resumed_run_is_bit_identical() {
     let killed_at = killed_at.expect("child made no progress in time");
     assert!(killed_at < 12, "killed too late ({killed_at} steps)");
 
-    let resumed = run_experiment(&killed, true).expect("resume");
-    let uninterrupted = run_experiment(&reference, false).expect("reference run");
+    let resumed = train(&killed, true, replicas);
+    let uninterrupted = train(&reference, false, replicas);
     let a = tensors(&resumed.final_model);
     let b = tensors(&uninterrupted.final_model);
     assert!(a.len() > 10, "too few tensors: {}", a.len());

@@ -166,6 +166,17 @@ impl Strategy for LeafStrategy {
         each_leaf!(self, s => s.teacher())
     }
 
+    fn fork(&self, device: &Device) -> Result<Self> {
+        Ok(match self {
+            Self::FineTune(s) => Self::FineTune(s.fork(device)?),
+            Self::Lwf(s) => Self::Lwf(s.fork(device)?),
+            Self::Cassle(s) => Self::Cassle(s.fork(device)?),
+            Self::ModX(s) => Self::ModX(s.fork(device)?),
+            Self::FrozenAdapter(s) => Self::FrozenAdapter(s.fork(device)?),
+            Self::MultiTask(s) => Self::MultiTask(s.fork(device)?),
+        })
+    }
+
     fn loss_terms(&self, view: &StepView<'_>, aux: &LeafAux) -> Result<LossTerms> {
         const NONE: NoAux = NoAux {};
         match self {
@@ -236,6 +247,17 @@ impl Strategy for AnyStrategy {
 
     fn teacher(&self) -> Option<&Student> {
         self.parts.iter().find_map(|(s, _)| s.teacher())
+    }
+
+    fn fork(&self, device: &Device) -> Result<Self> {
+        Ok(Self {
+            parts: self
+                .parts
+                .iter()
+                .map(|(s, w)| Ok((s.fork(device)?, *w)))
+                .collect::<Result<_>>()?,
+            combined: self.combined,
+        })
     }
 
     fn loss_terms(&self, view: &StepView<'_>, aux: &Self::Aux) -> Result<LossTerms> {

@@ -16,8 +16,8 @@ use crate::error::{ContinualError, Result};
 use crate::model::{Student, TaskKind};
 use crate::strategies::lwf::LwfOptions;
 use crate::strategy::{
-    Capabilities, StageInfo, StepView, Strategy, mixed_objective, previous_head_outputs,
-    snapshot_teacher, task_loss,
+    Capabilities, StageInfo, StepView, Strategy, fork_teacher, mixed_objective,
+    previous_head_outputs, snapshot_teacher, task_loss,
 };
 
 /// CaSSLe options (defaults: the spec's recommendations).
@@ -109,6 +109,13 @@ impl Strategy for Cassle {
 
     fn teacher(&self) -> Option<&Student> {
         self.teacher.as_ref()
+    }
+
+    fn fork(&self, device: &Device) -> Result<Self> {
+        Ok(Self {
+            options: self.options.clone(),
+            teacher: fork_teacher(&self.teacher, device),
+        })
     }
 
     fn loss_terms(&self, view: &StepView<'_>, aux: &CassleAux) -> Result<LossTerms> {

@@ -71,6 +71,13 @@ impl<A: Strategy, B: Strategy> Strategy for Combined<A, B> {
         self.first.0.teacher().or_else(|| self.second.0.teacher())
     }
 
+    fn fork(&self, device: &Device) -> Result<Self> {
+        Ok(Self {
+            first: (self.first.0.fork(device)?, self.first.1),
+            second: (self.second.0.fork(device)?, self.second.1),
+        })
+    }
+
     fn loss_terms(&self, view: &StepView<'_>, aux: &Self::Aux) -> Result<LossTerms> {
         let mut terms = LossTerms::new();
         let a = self.first.0.loss_terms(view, &aux.first)?;

@@ -28,6 +28,10 @@ impl Strategy for FineTune {
         }
     }
 
+    fn fork(&self, _device: &Device) -> Result<Self> {
+        Ok(self.clone())
+    }
+
     fn begin_stage(&mut self, _: &StageInfo, _: &Student, _: &Device) -> Result<NoAux> {
         Ok(NoAux {})
     }

@@ -31,6 +31,10 @@ impl Strategy for FrozenAdapter {
         }
     }
 
+    fn fork(&self, _device: &Device) -> Result<Self> {
+        Ok(self.clone())
+    }
+
     fn begin_stage(&mut self, _: &StageInfo, _: &Student, _: &Device) -> Result<NoAux> {
         Ok(NoAux {})
     }

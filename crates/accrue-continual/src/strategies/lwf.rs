@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::model::Student;
 use crate::strategy::{
-    Capabilities, NoAux, StageInfo, StepView, Strategy, mixed_objective, previous_head_outputs,
-    snapshot_teacher, task_loss,
+    Capabilities, NoAux, StageInfo, StepView, Strategy, fork_teacher, mixed_objective,
+    previous_head_outputs, snapshot_teacher, task_loss,
 };
 
 /// LwF options (defaults: the spec's recommendations).
@@ -96,6 +96,13 @@ impl Strategy for Lwf {
 
     fn teacher(&self) -> Option<&Student> {
         self.teacher.as_ref()
+    }
+
+    fn fork(&self, device: &Device) -> Result<Self> {
+        Ok(Self {
+            options: self.options.clone(),
+            teacher: fork_teacher(&self.teacher, device),
+        })
     }
 
     fn loss_terms(&self, view: &StepView<'_>, _aux: &NoAux) -> Result<LossTerms> {

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ContinualError, Result};
 use crate::model::{Student, TaskKind};
 use crate::strategy::{
-    Capabilities, NoAux, StageInfo, StepView, Strategy, Supervision, mixed_objective,
+    Capabilities, NoAux, StageInfo, StepView, Strategy, Supervision, fork_teacher, mixed_objective,
     snapshot_teacher, task_loss,
 };
 
@@ -125,6 +125,13 @@ impl Strategy for ModX {
 
     fn teacher(&self) -> Option<&Student> {
         self.teacher.as_ref()
+    }
+
+    fn fork(&self, device: &Device) -> Result<Self> {
+        Ok(Self {
+            options: self.options.clone(),
+            teacher: fork_teacher(&self.teacher, device),
+        })
     }
 
     fn loss_terms(&self, view: &StepView<'_>, _aux: &NoAux) -> Result<LossTerms> {

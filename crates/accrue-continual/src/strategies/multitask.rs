@@ -66,6 +66,10 @@ impl Strategy for MultiTask {
         }
     }
 
+    fn fork(&self, _device: &Device) -> Result<Self> {
+        Ok(self.clone())
+    }
+
     fn begin_stage(&mut self, stage: &StageInfo, _: &Student, _: &Device) -> Result<NoAux> {
         if stage.tasks.len() < 2 {
             return Err(ContinualError::strategy(
