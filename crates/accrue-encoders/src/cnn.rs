@@ -234,12 +234,12 @@ impl AudioBody for PannsCnn {
             } else {
                 Pool::Identity
             };
-            x = self.dropout_stage.forward(block.forward(x, pool));
+            x = crate::dropout::dropout(&self.dropout_stage, block.forward(x, pool));
         }
         let x = panns_global_pool(x);
-        let x = self.dropout_final.forward(x);
+        let x = crate::dropout::dropout(&self.dropout_final, x);
         let embedding = relu(self.fc1.forward(x));
-        let embedding_dropped = self.dropout_final.forward(embedding.clone());
+        let embedding_dropped = crate::dropout::dropout(&self.dropout_final, embedding.clone());
         let logits = self.fc_audioset.forward(embedding.clone());
         EncoderOutput {
             embedding,

@@ -21,6 +21,7 @@
 pub mod aisfx;
 pub mod checkpoint;
 pub mod cnn;
+pub mod dropout;
 pub mod encoder;
 pub mod error;
 pub mod layers;

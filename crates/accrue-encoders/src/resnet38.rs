@@ -218,7 +218,7 @@ impl BasicBlock {
             x
         };
         let out = relu(self.bn1.forward(self.conv1.forward(out)));
-        let out = self.dropout.forward(out);
+        let out = crate::dropout::dropout(&self.dropout, out);
         let out = self.bn2.forward(self.conv2.forward(out));
         let identity = match &self.downsample {
             Some(d) => d.forward(identity),
@@ -320,16 +320,16 @@ impl AudioBody for ResNet38 {
     /// - output: embedding `[B, D]`, logits `[B, K]`
     fn forward_features(&self, features: Tensor<4>) -> EncoderOutput {
         let x = self.conv_block1.forward(features, Pool::Avg(2, 2));
-        let x = self.dropout_stage.forward(x);
+        let x = crate::dropout::dropout(&self.dropout_stage, x);
         let x = self.resnet.forward(x);
         let x = Pool::Avg(2, 2).forward(x);
-        let x = self.dropout_stage.forward(x);
+        let x = crate::dropout::dropout(&self.dropout_stage, x);
         let x = self.conv_block_after1.forward(x, Pool::Identity);
-        let x = self.dropout_stage.forward(x);
+        let x = crate::dropout::dropout(&self.dropout_stage, x);
         let x = panns_global_pool(x);
-        let x = self.dropout_final.forward(x);
+        let x = crate::dropout::dropout(&self.dropout_final, x);
         let embedding = relu(self.fc1.forward(x));
-        let embedding_dropped = self.dropout_final.forward(embedding.clone());
+        let embedding_dropped = crate::dropout::dropout(&self.dropout_final, embedding.clone());
         let logits = self.fc_audioset.forward(embedding.clone());
         EncoderOutput {
             embedding,
