@@ -332,15 +332,19 @@ pub fn suite(ctx: &EvalContext) -> EvalSuite {
         .iter()
         .map(|c| (c.name.clone(), c.images.clone()))
         .collect::<std::collections::BTreeMap<_, _>>();
+    // The supervision table a head is compared against: captions for g^AT, pictures for g^AV.
+    let table = |head: TaskKind| {
+        if head == TaskKind::AT {
+            d.text_table.clone()
+        } else {
+            d.image_table.clone()
+        }
+    };
     let zs = |name: &str, data: &Part, head: TaskKind| ZeroShotTask {
         name: name.to_string(),
         head,
         data: data.clone(),
-        table: if head == TaskKind::AT {
-            d.text_table.clone()
-        } else {
-            d.image_table.clone()
-        },
+        table: table(head),
         classes: Some(names.clone()),
         templates: TEMPLATES.iter().map(|t| t.to_string()).collect(),
         class_images: if head == TaskKind::AV {
@@ -353,11 +357,7 @@ pub fn suite(ctx: &EvalContext) -> EvalSuite {
         name: name.to_string(),
         head,
         data: data.clone(),
-        table: if head == TaskKind::AT {
-            d.text_table.clone()
-        } else {
-            d.image_table.clone()
-        },
+        table: table(head),
     };
     let score = |protocol, task: &str, metric: &str, direction: Option<&str>| ScoreRef {
         protocol,

@@ -144,6 +144,17 @@ fn col(header: &str, p: Protocol, task: &str, metric: &str, dir: Option<&str>) -
     Column::new(header, p, task, metric, dir)
 }
 
+/// A retrieval column headed `"{data} {direction} R@{k}"`, reading metric `R@{k}`.
+fn retrieval(data: &str, task: &str, direction: &str, k: usize) -> Column {
+    col(
+        &format!("{data} {direction} R@{k}"),
+        Protocol::Retrieval,
+        task,
+        &format!("R@{k}"),
+        Some(direction),
+    )
+}
+
 fn table1() -> TableLayout {
     use tasks::*;
     TableLayout {
@@ -157,48 +168,12 @@ fn table1() -> TableLayout {
                 None,
             ),
             col("ZS Shift acc", Protocol::ZeroShot, SHIFT, "top1_acc", None),
-            col(
-                "Instr. T2A R@1",
-                Protocol::Retrieval,
-                INSTRUMENTS,
-                "R@1",
-                Some("T2A"),
-            ),
-            col(
-                "Instr. T2A R@10",
-                Protocol::Retrieval,
-                INSTRUMENTS,
-                "R@10",
-                Some("T2A"),
-            ),
-            col(
-                "Instr. A2T R@1",
-                Protocol::Retrieval,
-                INSTRUMENTS,
-                "R@1",
-                Some("A2T"),
-            ),
-            col(
-                "Instr. A2T R@10",
-                Protocol::Retrieval,
-                INSTRUMENTS,
-                "R@10",
-                Some("A2T"),
-            ),
-            col(
-                "TuxPaint T2A R@10",
-                Protocol::Retrieval,
-                TUXPAINT,
-                "R@10",
-                Some("T2A"),
-            ),
-            col(
-                "TuxPaint A2T R@10",
-                Protocol::Retrieval,
-                TUXPAINT,
-                "R@10",
-                Some("A2T"),
-            ),
+            retrieval("Instr.", INSTRUMENTS, "T2A", 1),
+            retrieval("Instr.", INSTRUMENTS, "T2A", 10),
+            retrieval("Instr.", INSTRUMENTS, "A2T", 1),
+            retrieval("Instr.", INSTRUMENTS, "A2T", 10),
+            retrieval("TuxPaint", TUXPAINT, "T2A", 10),
+            retrieval("TuxPaint", TUXPAINT, "A2T", 10),
         ],
         scale: 100.0,
         decimals: 1,
@@ -226,48 +201,12 @@ fn table2() -> TableLayout {
                 "top1_acc",
                 Some("A2I"),
             ),
-            col(
-                "TuxPaint I2A R@10",
-                Protocol::Retrieval,
-                TUXPAINT,
-                "R@10",
-                Some("I2A"),
-            ),
-            col(
-                "TuxPaint A2I R@10",
-                Protocol::Retrieval,
-                TUXPAINT,
-                "R@10",
-                Some("A2I"),
-            ),
-            col(
-                "Instr. T2A R@10",
-                Protocol::Retrieval,
-                INSTRUMENTS,
-                "R@10",
-                Some("T2A"),
-            ),
-            col(
-                "Instr. A2T R@10",
-                Protocol::Retrieval,
-                INSTRUMENTS,
-                "R@10",
-                Some("A2T"),
-            ),
-            col(
-                "TuxPaint T2A R@10",
-                Protocol::Retrieval,
-                TUXPAINT,
-                "R@10",
-                Some("T2A"),
-            ),
-            col(
-                "TuxPaint A2T R@10",
-                Protocol::Retrieval,
-                TUXPAINT,
-                "R@10",
-                Some("A2T"),
-            ),
+            retrieval("TuxPaint", TUXPAINT, "I2A", 10),
+            retrieval("TuxPaint", TUXPAINT, "A2I", 10),
+            retrieval("Instr.", INSTRUMENTS, "T2A", 10),
+            retrieval("Instr.", INSTRUMENTS, "A2T", 10),
+            retrieval("TuxPaint", TUXPAINT, "T2A", 10),
+            retrieval("TuxPaint", TUXPAINT, "A2T", 10),
         ],
         scale: 100.0,
         decimals: 1,
