@@ -22,7 +22,7 @@ scripts/fetch_towers.sh
 t_setup=$((SECONDS - t0))
 
 t0=$SECONDS
-cargo build --release --quiet
+cargo build --release --quiet -p accrue-cli
 t_build=$((SECONDS - t0))
 
 data="$ACCRUE_DATA_DIR/mini"

@@ -2,8 +2,8 @@
 
 use burn::tensor::Device;
 
-/// A backend that can be asked for by name on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// A backend that can be asked for by name (`flex`, `tch`, `wgpu`, `cuda`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
     /// Pure-Rust CPU backend (default feature `flex`).
     Flex,
@@ -15,12 +15,42 @@ pub enum BackendKind {
     Cuda,
 }
 
+impl BackendKind {
+    /// Every backend, compiled in or not.
+    pub const ALL: [BackendKind; 4] = [Self::Flex, Self::Tch, Self::Wgpu, Self::Cuda];
+
+    /// The name used on the command line and in provenance records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Flex => "flex",
+            Self::Tch => "tch",
+            Self::Wgpu => "wgpu",
+            Self::Cuda => "cuda",
+        }
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| format!("unknown backend `{s}` (flex, tch, wgpu, cuda)"))
+    }
+}
+
 /// The backends compiled into this binary.
 pub fn available() -> Vec<BackendKind> {
-    let mut v = Vec::new();
-    if cfg!(feature = "flex") {
-        v.push(BackendKind::Flex);
-    }
+    // flex is always compiled in: every library crate takes Burn with it (one Burn build).
+    let mut v = vec![BackendKind::Flex];
     if cfg!(feature = "tch") {
         v.push(BackendKind::Tch);
     }
@@ -43,7 +73,6 @@ pub fn device(kind: BackendKind) -> Result<Device, String> {
         ))
     };
     match kind {
-        #[cfg(feature = "flex")]
         BackendKind::Flex => Ok(Device::flex()),
         #[cfg(feature = "tch")]
         BackendKind::Tch => Ok(Device::libtorch()),
@@ -51,8 +80,6 @@ pub fn device(kind: BackendKind) -> Result<Device, String> {
         BackendKind::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
         #[cfg(feature = "cuda")]
         BackendKind::Cuda => Ok(Device::cuda(0)),
-        #[allow(unreachable_patterns)]
-        BackendKind::Flex => missing("flex"),
         #[allow(unreachable_patterns)]
         BackendKind::Tch => missing("tch"),
         #[allow(unreachable_patterns)]

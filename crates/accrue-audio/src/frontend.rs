@@ -26,7 +26,7 @@ use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
 use crate::error::{AudioError, Result};
 use crate::mel::{MelNorm, MelScale, mel_filterbank};
-use crate::nn::{BatchNorm, BatchNormConfig};
+use accrue_core::nn::{BatchNorm, BatchNormConfig};
 
 /// How the STFT is computed.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]

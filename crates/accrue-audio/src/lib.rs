@@ -15,14 +15,13 @@
 //!   `aisfx` checkpoint (44.1 kHz), plus mixup.
 //!
 //! Architecture invariant: this crate knows nothing of models, losses or training; it depends
-//! on no other accrue crate.
+//! on no other accrue crate but `accrue-core` (atomic writes, BatchNorm).
 
 pub mod crop;
 pub mod decode;
 pub mod error;
 pub mod frontend;
 pub mod mel;
-pub mod nn;
 pub mod resample;
 
 pub use decode::{Decoded, decode_file};

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use accrue_encoders::{AnyEncoderConfig, Cnn14Config, ResNet38Config};
+use accrue_encoders::{AnyEncoderConfig, Preset};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ContinualError, Result};
@@ -41,7 +41,7 @@ fn default_sample_rate() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct EncoderSpec {
     /// `resnet38`, `resnet38-tiny`, `cnn14` or `cnn14-tiny`.
-    pub preset: String,
+    pub preset: Preset,
     /// Classes of `fc_audioset` (default: the preset's, 527).
     #[serde(default)]
     pub num_classes: Option<usize>,
@@ -57,29 +57,14 @@ pub struct EncoderSpec {
 }
 
 impl EncoderSpec {
-    /// The encoder configuration of the preset.
+    /// The encoder configuration of the preset, validated.
     ///
     /// # Errors
-    /// An unknown preset.
+    /// A configuration that cannot describe a network (e.g. `num_classes = 0`).
     pub fn config(&self) -> Result<AnyEncoderConfig> {
-        let mut cfg = match self.preset.as_str() {
-            "resnet38" => AnyEncoderConfig::ResNet38(ResNet38Config::panns()),
-            "resnet38-tiny" => AnyEncoderConfig::ResNet38(ResNet38Config::tiny()),
-            "cnn14" => AnyEncoderConfig::Cnn(Cnn14Config::panns()),
-            "cnn14-tiny" => AnyEncoderConfig::Cnn(Cnn14Config::tiny()),
-            other => {
-                return Err(ContinualError::Config(format!(
-                    "unknown encoder preset `{other}` (resnet38, resnet38-tiny, cnn14, cnn14-tiny)"
-                )));
-            }
-        };
-        if let Some(n) = self.num_classes {
-            cfg = match cfg {
-                AnyEncoderConfig::ResNet38(c) => AnyEncoderConfig::ResNet38(c.with_num_classes(n)),
-                AnyEncoderConfig::Cnn(c) => AnyEncoderConfig::Cnn(c.with_num_classes(n)),
-            };
-        }
-        Ok(cfg)
+        self.preset
+            .config(self.num_classes)
+            .map_err(|e| ContinualError::Config(format!("[encoder] preset `{}`: {e}", self.preset)))
     }
 }
 
@@ -272,6 +257,7 @@ impl ExperimentConfig {
     /// # Errors
     /// Unreadable file, TOML errors (unknown keys are reported with the key, line and column),
     /// or invalid values.
+    #[cfg(feature = "toml")]
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| ContinualError::io(path, e))?;
         let mut cfg = Self::parse(&text).map_err(|message| ContinualError::ConfigFile {
@@ -285,6 +271,7 @@ impl ExperimentConfig {
     }
 
     /// Parses TOML text; the error message carries line and column.
+    #[cfg(feature = "toml")]
     ///
     /// # Errors
     /// The parser's message.
@@ -301,7 +288,9 @@ impl ExperimentConfig {
         })
     }
 
-    fn resolve_paths(&mut self, base: &Path) {
+    /// Makes every relative path (output folder, checkpoint, manifests, tables) relative to
+    /// `base`, the experiment file's folder.
+    pub fn resolve_paths(&mut self, base: &Path) {
         let fix = |p: &mut PathBuf| {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -334,6 +323,16 @@ impl ExperimentConfig {
             return bad("an experiment needs at least one stage".into());
         }
         self.encoder.config()?;
+        if self.head.hidden == 0
+            || self.head.output == 0
+            || self.head.output_av == Some(0)
+            || self.head.output_at == Some(0)
+        {
+            return bad(format!(
+                "[head] widths must be ≥ 1 (hidden {}, output {}, output_av {:?}, output_at {:?})",
+                self.head.hidden, self.head.output, self.head.output_av, self.head.output_at
+            ));
+        }
         for (i, s) in self.stages.iter().enumerate() {
             let at = format!("stage {i} (`{}`)", s.name);
             if s.tasks.is_empty() {
@@ -435,7 +434,22 @@ supervision = "s.json"
         let c = ExperimentConfig::parse(&MINIMAL.replace("supervision = \"s.json\"", ""))
             .expect("parses");
         assert!(c.validate().is_err());
-        let c = ExperimentConfig::parse(&MINIMAL.replace("resnet38-tiny", "vit")).expect("parses");
-        assert!(c.validate().is_err());
+        // An unknown preset is refused by the parser, with its line.
+        let err = ExperimentConfig::parse(&MINIMAL.replace("resnet38-tiny", "vit"))
+            .expect_err("unknown preset");
+        assert!(err.contains("line 5") && err.contains("`vit`"), "{err}");
+        // Every component's own validation runs: 0 classes or a 0-wide head would panic in
+        // `init`; here they are errors naming the key.
+        let c = ExperimentConfig::parse(&MINIMAL.replace(
+            "preset = \"resnet38-tiny\"",
+            "preset = \"resnet38-tiny\"\nnum_classes = 0",
+        ))
+        .expect("parses");
+        let err = c.validate().expect_err("0 classes").to_string();
+        assert!(err.contains("num_classes"), "{err}");
+        let mut c = ExperimentConfig::parse(MINIMAL).expect("parses");
+        c.head.hidden = 0;
+        let err = c.validate().expect_err("0-wide head").to_string();
+        assert!(err.contains("[head]"), "{err}");
     }
 }

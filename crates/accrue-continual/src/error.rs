@@ -17,6 +17,9 @@ pub enum ContinualError {
     /// An encoder or checkpoint error from `accrue-encoders`.
     #[error(transparent)]
     Encoder(#[from] accrue_encoders::EncoderError),
+    /// A shared-infrastructure error (atomic write, hashing), naming the file.
+    #[error(transparent)]
+    Core(#[from] accrue_core::Error),
     /// A strategy cannot run in this stage (e.g. distillation without a previous stage).
     #[error("strategy `{strategy}`: {reason}")]
     Strategy {

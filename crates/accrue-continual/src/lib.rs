@@ -38,6 +38,7 @@ pub mod config;
 pub mod error;
 pub mod model;
 pub mod parallel;
+pub mod run_dir;
 pub mod step;
 pub mod strategies;
 pub mod strategy;
@@ -51,10 +52,11 @@ pub use config::ExperimentConfig;
 pub use error::{ContinualError, Result};
 pub use model::{ContrastiveHead, ProjectionHeadConfig, Student, TaskKind, Trainable};
 pub use parallel::DataParallel;
+pub use run_dir::RunDir;
 pub use step::{ComputedStep, StepCounters, TaskBatch, apply_step, compute_step};
 pub use strategy::{
     BatchMeta, Capabilities, NoAux, StageInfo, StepView, Strategy, Supervision, TaskView,
-    snapshot_teacher, task_loss,
+    TeacherSlot, snapshot_teacher, task_loss, task_loss_only,
 };
 pub use supervision::SupervisionTable;
 pub use trainer::{

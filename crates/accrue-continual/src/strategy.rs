@@ -231,6 +231,49 @@ pub fn fork_teacher(teacher: &Option<Student>, device: &Device) -> Option<Studen
     teacher.as_ref().map(|t| t.valid().fork(device))
 }
 
+/// The frozen copy of the student that a distillation method keeps from the end of the
+/// previous stage: empty in a first stage. Holds the teacher, copies it for data-parallel
+/// replicas and hands it to the trainer, so that no method writes that bookkeeping again.
+#[derive(Clone, Debug, Default)]
+pub struct TeacherSlot(Option<Student>);
+
+impl TeacherSlot {
+    /// An empty slot.
+    pub fn new() -> Self {
+        Self(None)
+    }
+
+    /// At a stage start: a [`snapshot_teacher`] of `student` when the stage has a previous
+    /// stage, empty otherwise.
+    pub fn begin(&mut self, stage: &StageInfo, student: &Student) {
+        self.0 = stage.previous.map(|_| snapshot_teacher(student));
+    }
+
+    /// Takes a snapshot of `student` unconditionally.
+    pub fn set(&mut self, student: &Student) {
+        self.0 = Some(snapshot_teacher(student));
+    }
+
+    /// The teacher, if any (for [`Strategy::teacher`]).
+    pub fn get(&self) -> Option<&Student> {
+        self.0.as_ref()
+    }
+
+    /// A copy on `device` for a data-parallel replica (for [`Strategy::fork`]).
+    pub fn fork(&self, device: &Device) -> Self {
+        Self(fork_teacher(&self.0, device))
+    }
+}
+
+/// The terms of a step without distillation: the task loss alone, weight 1 (a first stage, or
+/// a method that only trains).
+///
+/// # Errors
+/// As [`task_loss`].
+pub fn task_loss_only(task: &TaskView) -> Result<LossTerms> {
+    Ok(LossTerms::new().with(accrue_losses::CONTRASTIVE_TERM, task_loss(task)?, 1.0)?)
+}
+
 /// The paper's mix `L = (1 − λ)·L_c + λ·L_kd` as named terms, with the stage's λ.
 ///
 /// # Errors

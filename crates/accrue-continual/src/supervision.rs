@@ -71,7 +71,7 @@ impl SupervisionTable {
             path: path.to_path_buf(),
             detail: e.to_string(),
         })?;
-        std::fs::write(path, text).map_err(|e| ContinualError::io(path, e))
+        Ok(accrue_core::atomic::write(path, text.as_bytes())?)
     }
 
     fn get(&self, key: &str) -> Option<&[f32]> {

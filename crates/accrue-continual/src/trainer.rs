@@ -20,8 +20,9 @@
 //! renamed, then the `latest` pointer is replaced by rename: a kill at any point leaves the
 //! previous checkpoint intact.
 //!
-//! **Multi-device.** Not supported yet: one device per run (any Burn backend the `Device`
-//! selects). See the crate documentation.
+//! **Multi-device.** [`run_experiment_on`] trains data-parallel over several devices
+//! ([`crate::parallel`]): replicas take shards of each batch, their gradients are summed on the
+//! first device and one optimiser steps there.
 
 use std::fs;
 use std::io::Write;
@@ -43,6 +44,7 @@ use crate::config::{ExperimentConfig, SchedulerConfig, StageConfig};
 use crate::error::{ContinualError, Result};
 use crate::model::{Student, TaskKind, Trainable};
 use crate::parallel::DataParallel;
+use crate::run_dir::RunDir;
 use crate::step::{
     StepCounters, TaskBatch, apply_step, compute_step, initialize_params, loss_terms,
 };
@@ -85,21 +87,9 @@ pub struct StageSummary {
 }
 
 /// Where a run keeps the model of its stage `index` (named `name`) once the stage has ended:
-/// `<output_dir>/stages/<index>-<name>.safetensors` (student: encoder and heads).
+/// `<output_dir>/stages/<index>-<name>.safetensors`; see [`RunDir::stage_model`].
 pub fn stage_model_path(output_dir: &Path, index: usize, name: &str) -> PathBuf {
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    output_dir
-        .join("stages")
-        .join(format!("{index}-{safe}.safetensors"))
+    RunDir::new(output_dir).stage_model(index, name)
 }
 
 /// Loads accrue's own safetensors checkpoint into `student`: an encoder-only file, or a
@@ -170,6 +160,7 @@ fn head_width(
 ///
 /// # Errors
 /// Configuration, data, checkpoint errors, or [`ContinualError::Diverged`] on NaN/inf.
+#[cfg(feature = "toml")]
 pub fn run_experiment(path: &Path, resume: bool) -> Result<RunSummary> {
     let config = ExperimentConfig::load(path)?;
     run_experiment_config(&config, &Device::default(), resume)
@@ -274,21 +265,7 @@ struct Trainer {
     metrics: PathBuf,
 }
 
-fn mix(parts: &[u64]) -> u64 {
-    // SplitMix64 over the parts: a stable, documented seed derivation.
-    let mut h: u64 = 0x9E37_79B9_7F4A_7C15;
-    for &p in parts {
-        h ^= p
-            .wrapping_add(0x9E37_79B9_7F4A_7C15)
-            .wrapping_add(h << 6)
-            .wrapping_add(h >> 2);
-        let mut z = h;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        h = z ^ (z >> 31);
-    }
-    h
-}
+use accrue_core::seed::derive as mix;
 
 const INIT: u64 = u64::MAX;
 /// Seed-derivation tag of data-parallel replicas.
@@ -346,10 +323,11 @@ struct TaskData {
 impl Trainer {
     fn new(config: ExperimentConfig, device: Device) -> Result<Self> {
         let out = config.output_dir.clone();
-        let ckpt_dir = out.join("checkpoints");
+        let run = RunDir::new(&out);
+        let ckpt_dir = run.checkpoints();
         fs::create_dir_all(&ckpt_dir).map_err(|e| ContinualError::io(&ckpt_dir, e))?;
         Ok(Self {
-            metrics: out.join("metrics.jsonl"),
+            metrics: run.metrics(),
             config,
             replicas: vec![device.clone()],
             device,
@@ -549,6 +527,28 @@ impl Trainer {
         Ok(Some(self.ckpt_dir.join(name.trim())))
     }
 
+    /// A mid-stage checkpoint (every N steps, every epoch end): the step counters go into the
+    /// state, then [`Self::checkpoint`]; returns the checkpoint's path for the metrics log.
+    fn checkpoint_progress<A: Module + ModuleDisplay>(
+        &self,
+        state: &mut RunState,
+        counters: &StepCounters,
+        model: &Trainable<A>,
+        start: &Student,
+        best: Option<&Path>,
+        optim: &ModuleOptimizer,
+    ) -> Result<String> {
+        state.counters = (
+            counters.student_forwards,
+            counters.teacher_forwards,
+            counters.steps,
+        );
+        Ok(self
+            .checkpoint(state, model, Some(start), best, Some(optim))?
+            .display()
+            .to_string())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn checkpoint<A: Module + ModuleDisplay>(
         &self,
@@ -588,10 +588,7 @@ impl Trainer {
         fs::write(&sp, json).map_err(|e| ContinualError::io(&sp, e))?;
         let dir = self.ckpt_dir.join(&name);
         fs::rename(&tmp, &dir).map_err(|e| ContinualError::io(&dir, e))?;
-        let ptmp = self.ckpt_dir.join("latest.tmp");
-        fs::write(&ptmp, &name).map_err(|e| ContinualError::io(&ptmp, e))?;
-        let pointer = self.ckpt_dir.join("latest");
-        fs::rename(&ptmp, &pointer).map_err(|e| ContinualError::io(&pointer, e))?;
+        accrue_core::atomic::write(&self.ckpt_dir.join("latest"), name.as_bytes())?;
         // Keep the newest two checkpoints.
         if state.seq > 2 {
             let old = self.ckpt_dir.join(format!("ckpt-{:06}", state.seq - 2));
@@ -668,7 +665,7 @@ impl Trainer {
         while state.stage < self.config.stages.len() {
             student = self.run_stage(&mut state, student, resume_dir.take(), &ad)?;
         }
-        let final_model = self.config.output_dir.join("final.safetensors");
+        let final_model = RunDir::new(&self.config.output_dir).final_model();
         export_safetensors(&student.valid(), &final_model)?;
         Ok(RunSummary {
             name: self.config.name.clone(),
@@ -873,21 +870,14 @@ impl Trainer {
                     && (step + 1) % sc.checkpoint_every_steps == 0
                     && step + 1 < steps_per_epoch
                 {
-                    state.counters = (
-                        counters.student_forwards,
-                        counters.teacher_forwards,
-                        counters.steps,
-                    );
-                    last_ckpt = self
-                        .checkpoint(
-                            state,
-                            &model,
-                            Some(&start),
-                            best_path.as_deref(),
-                            Some(&optim),
-                        )?
-                        .display()
-                        .to_string();
+                    last_ckpt = self.checkpoint_progress(
+                        state,
+                        &counters,
+                        &model,
+                        &start,
+                        best_path.as_deref(),
+                        &optim,
+                    )?;
                 }
             }
             // Data-bound check (issue 6): time the consumer spent waiting for batches.
@@ -943,21 +933,14 @@ impl Trainer {
                 stopped_early = true;
                 state.epoch = sc.epochs;
             }
-            state.counters = (
-                counters.student_forwards,
-                counters.teacher_forwards,
-                counters.steps,
-            );
-            last_ckpt = self
-                .checkpoint(
-                    state,
-                    &model,
-                    Some(&start),
-                    best_path.as_deref(),
-                    Some(&optim),
-                )?
-                .display()
-                .to_string();
+            last_ckpt = self.checkpoint_progress(
+                state,
+                &counters,
+                &model,
+                &start,
+                best_path.as_deref(),
+                &optim,
+            )?;
         }
         bar.finish_and_clear();
         // Keep the best epoch's weights.

@@ -2,21 +2,21 @@
 //!
 //! One file per (source file, target rate): `<dir>/<hh>/<hash>.pcm`, where the hash is FNV-1a 64
 //! of the key `v1|<absolute source path>|<size>|<mtime ns>|<target rate>`. Editing, replacing or
-//! touching a source file changes its key, so a stale entry is never served. File format (all
-//! little-endian): magic `ACRPCM01`, `u32` key length, the key bytes (checked on read, which
-//! guards against hash collisions), `u32` sample rate, `u64` sample count, then the `f32` mono
-//! samples. Files are written to a temporary name and renamed, so a killed run never leaves a
-//! half-written entry under the final name; an unreadable or truncated entry is treated as a miss
-//! and rewritten.
+//! touching a source file changes its key, so a stale entry is never served. File format: the
+//! project's one array format ([`accrue_core::arrays`], safetensors), one `f32` array
+//! `samples` `[n]` and metadata `key` (checked on read, which guards against hash collisions)
+//! and `rate`. Files are written atomically ([`accrue_core::atomic`]), so a killed run never
+//! leaves a half-written entry under the final name; an unreadable or truncated entry is
+//! treated as a miss and rewritten.
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::{DataError, Result};
+use accrue_core::arrays;
 
-const MAGIC: &[u8; 8] = b"ACRPCM01";
+use crate::error::{DataError, Result};
 
 /// Hit/miss counters of an [`AudioCache`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,7 +36,6 @@ pub struct AudioCache {
     hits: AtomicU64,
     misses: AtomicU64,
     writes: AtomicU64,
-    tmp_counter: AtomicU64,
 }
 
 fn fnv1a64(bytes: &[u8]) -> u64 {
@@ -58,7 +57,6 @@ impl AudioCache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             writes: AtomicU64::new(0),
-            tmp_counter: AtomicU64::new(0),
         })
     }
 
@@ -88,7 +86,10 @@ impl AudioCache {
             .map_or(0, |d| d.as_nanos());
         let key = format!("v1|{}|{}|{}|{}", abs.display(), meta.len(), mtime, rate);
         let hash = format!("{:016x}", fnv1a64(key.as_bytes()));
-        let file = self.dir.join(&hash[..2]).join(format!("{hash}.pcm"));
+        let file = self
+            .dir
+            .join(&hash[..2])
+            .join(format!("{hash}.safetensors"));
         Ok((key, file))
     }
 
@@ -110,71 +111,44 @@ impl AudioCache {
         let (key, file) = self
             .entry(source, rate)
             .map_err(|e| DataError::io(source, e))?;
-        let parent = file.parent().unwrap_or(&self.dir).to_path_buf();
-        fs::create_dir_all(&parent).map_err(|e| DataError::io(&parent, e))?;
-        let mut bytes = Vec::with_capacity(8 + 4 + key.len() + 12 + samples.len() * 4);
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(key.as_bytes());
-        bytes.extend_from_slice(&rate.to_le_bytes());
-        bytes.extend_from_slice(&(samples.len() as u64).to_le_bytes());
-        for s in samples {
-            bytes.extend_from_slice(&s.to_le_bytes());
-        }
-        let tmp = parent.join(format!(
-            ".{}.{}.{}.tmp",
-            file.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
-            std::process::id(),
-            self.tmp_counter.fetch_add(1, Ordering::Relaxed)
-        ));
-        let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &file)
-        };
-        if let Err(e) = write() {
-            let _ = fs::remove_file(&tmp);
-            return Err(DataError::Cache {
-                path: file,
+        let meta = BTreeMap::from([
+            ("key".to_string(), key),
+            ("rate".to_string(), rate.to_string()),
+        ]);
+        arrays::write(&file, &[("samples", &[samples.len()], samples)], &meta).map_err(|e| {
+            DataError::Cache {
+                path: file.clone(),
                 message: e.to_string(),
-            });
-        }
+            }
+        })?;
         self.writes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
 
 fn read_entry(file: &Path, key: &str, rate: u32) -> Option<Vec<f32>> {
-    let bytes = fs::read(file).ok()?;
+    if !file.is_file() {
+        return None;
+    }
     let invalid = |why: &str| {
         tracing::warn!(file = %file.display(), "ignoring invalid audio cache entry: {why}");
         None
     };
-    let rest = bytes.strip_prefix(MAGIC.as_slice())?;
-    let (len, rest) = rest.split_first_chunk::<4>()?;
-    let key_len = u32::from_le_bytes(*len) as usize;
-    if rest.len() < key_len {
-        return invalid("truncated key");
-    }
-    let (stored_key, rest) = rest.split_at(key_len);
-    if stored_key != key.as_bytes() {
+    let mut entry = match arrays::read(file) {
+        Ok(e) => e,
+        Err(e) => return invalid(&e.to_string()),
+    };
+    if entry.metadata.get("key").map(String::as_str) != Some(key) {
         return None; // hash collision or different source: a miss
     }
-    let (r, rest) = rest.split_first_chunk::<4>()?;
-    let (n, data) = rest.split_first_chunk::<8>()?;
-    if u32::from_le_bytes(*r) != rate {
+    if entry.metadata.get("rate") != Some(&rate.to_string()) {
         return invalid("sample rate differs from its key");
     }
-    let n = u64::from_le_bytes(*n) as usize;
-    if data.len() != n.saturating_mul(4) {
-        return invalid("truncated samples");
+    match entry.take(file, "samples") {
+        Ok(a) if a.shape.len() == 1 => Some(a.data),
+        Ok(_) => invalid("samples are not one-dimensional"),
+        Err(e) => invalid(&e.to_string()),
     }
-    Some(
-        data.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-    )
 }
 
 #[cfg(test)]

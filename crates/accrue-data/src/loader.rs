@@ -343,16 +343,7 @@ impl std::fmt::Debug for Loader {
     }
 }
 
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-fn mix(a: u64, b: u64) -> u64 {
-    splitmix64(a ^ splitmix64(b).rotate_left(23))
-}
+use accrue_core::seed::mix2 as mix;
 
 struct Item {
     index: usize,

@@ -17,122 +17,20 @@
 //! and are reported as ignored, not unexpected.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use burn::module::Module;
-use burn::store::{ApplyError, ApplyResult, ModuleSnapshot, PytorchStore, SafetensorsStore};
+use burn::store::{ApplyResult, ModuleSnapshot, PytorchStore, SafetensorsStore};
 
 use crate::aisfx::Aisfx;
 use crate::cnn::PannsCnn;
 use crate::error::{EncoderError, Result};
 use crate::resnet38::ResNet38;
 
-/// A tensor whose shape in the file differs from the module's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShapeMismatch {
-    /// Module path (after remapping).
-    pub key: String,
-    /// Shape the module expects (Burn layout: linear weights are `[in, out]`).
-    pub expected: Vec<usize>,
-    /// Shape found in the file (after the PyTorch → Burn layout adaptation).
-    pub found: Vec<usize>,
-}
-
-/// What a load did and did not match.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LoadReport {
-    /// Module paths loaded from the file.
-    pub applied: Vec<String>,
-    /// Module tensors the file does not provide (module paths).
-    pub missing: Vec<String>,
-    /// File tensors that match no module tensor (file keys after remapping).
-    pub unexpected: Vec<String>,
-    /// Tensors present on both sides with different shapes.
-    pub mismatched: Vec<ShapeMismatch>,
-    /// Other per-tensor failures (dtype, decoding).
-    pub errors: Vec<String>,
-    /// File tensors deliberately skipped (`num_batches_tracked`).
-    pub ignored: Vec<String>,
-}
-
-impl LoadReport {
-    /// True when every module tensor was loaded and every file tensor used or ignored.
-    pub fn is_clean(&self) -> bool {
-        self.missing.is_empty()
-            && self.unexpected.is_empty()
-            && self.mismatched.is_empty()
-            && self.errors.is_empty()
-    }
-
-    fn from_apply(result: ApplyResult, ignore: &[String]) -> Self {
-        let mut report = LoadReport {
-            applied: result.applied,
-            missing: result.missing.into_iter().map(|(path, _)| path).collect(),
-            ..Default::default()
-        };
-        for key in result.unused {
-            if ignore.iter().any(|suffix| key.ends_with(suffix.as_str())) {
-                report.ignored.push(key);
-            } else {
-                report.unexpected.push(key);
-            }
-        }
-        for error in result.errors {
-            match error {
-                ApplyError::ShapeMismatch {
-                    path,
-                    expected,
-                    found,
-                } => report.mismatched.push(ShapeMismatch {
-                    key: path,
-                    expected: expected.to_vec(),
-                    found: found.to_vec(),
-                }),
-                other => report.errors.push(other.to_string()),
-            }
-        }
-        report.missing.sort();
-        report.unexpected.sort();
-        report.mismatched.sort_by(|a, b| a.key.cmp(&b.key));
-        report
-    }
-}
-
-impl fmt::Display for LoadReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{} loaded, {} missing, {} unexpected, {} wrong shape, {} other errors, {} ignored",
-            self.applied.len(),
-            self.missing.len(),
-            self.unexpected.len(),
-            self.mismatched.len(),
-            self.errors.len(),
-            self.ignored.len()
-        )?;
-        for key in &self.missing {
-            writeln!(f, "  missing:    {key}")?;
-        }
-        for key in &self.unexpected {
-            writeln!(f, "  unexpected: {key}")?;
-        }
-        for m in &self.mismatched {
-            writeln!(
-                f,
-                "  wrong shape: {} expected {:?}, found {:?}",
-                m.key, m.expected, m.found
-            )?;
-        }
-        for e in &self.errors {
-            writeln!(f, "  error:      {e}")?;
-        }
-        Ok(())
-    }
-}
+pub use accrue_core::load::{LoadReport, ShapeMismatch};
 
 /// How to read a PyTorch checkpoint.
 #[derive(Debug, Clone)]
@@ -307,9 +205,8 @@ pub fn save_safetensors<M: Module>(model: &M, path: &Path) -> Result<()> {
     // a training forward, so the file holds the current statistics, not those one step old.
     // Written to a temporary file beside the target and renamed: a killed process never leaves
     // a half-written checkpoint under the real name.
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".partial");
-    let tmp = std::path::PathBuf::from(tmp_name);
+    accrue_core::atomic::create_parent(path).map_err(|e| write_err(e.to_string()))?;
+    let tmp = accrue_core::atomic::temp_path(path);
     let mut store = SafetensorsStore::from_file(&tmp).overwrite(true);
     model
         .valid()

@@ -17,12 +17,11 @@ use accrue_audio::frontend::{FrontEnd, FrontEndConfig, panns_key_remaps};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::encoder::{AudioBody, AudioEncoder, EncoderOutput, count_trainable};
 use crate::error::EncoderError;
-use crate::layers::{ConvBlock, ConvBlockConfig, Pool, linear_xavier, panns_global_pool};
+use crate::layers::{ConvBlock, ConvBlockConfig, Pool, linear_xavier, panns_head};
 
 /// Configuration of a [`PannsCnn`].
 #[derive(Config, Debug)]
@@ -236,16 +235,7 @@ impl AudioBody for PannsCnn {
             };
             x = crate::dropout::dropout(&self.dropout_stage, block.forward(x, pool));
         }
-        let x = panns_global_pool(x);
-        let x = crate::dropout::dropout(&self.dropout_final, x);
-        let embedding = relu(self.fc1.forward(x));
-        let embedding_dropped = crate::dropout::dropout(&self.dropout_final, embedding.clone());
-        let logits = self.fc_audioset.forward(embedding.clone());
-        EncoderOutput {
-            embedding,
-            embedding_dropped,
-            logits,
-        }
+        panns_head(x, &self.dropout_final, &self.fc1, &self.fc_audioset)
     }
 }
 

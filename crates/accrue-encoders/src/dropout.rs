@@ -59,16 +59,8 @@ struct Xoshiro256pp([u64; 4]);
 
 impl Xoshiro256pp {
     fn new(seed: u64) -> Self {
-        let mut z = seed;
-        let mut s = [0u64; 4];
-        for slot in &mut s {
-            z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut x = z;
-            x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            *slot = x ^ (x >> 31);
-        }
-        Self(s)
+        let mut g = accrue_core::seed::SplitMix64::new(seed);
+        Self([g.next_u64(), g.next_u64(), g.next_u64(), g.next_u64()])
     }
 
     fn next(&mut self) -> u64 {

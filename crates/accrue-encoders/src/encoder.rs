@@ -11,6 +11,7 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
 use crate::cnn::{PannsCnn, PannsCnnConfig};
+use crate::error::EncoderError;
 use crate::resnet38::{ResNet38, ResNet38Config};
 
 /// What an encoder's forward pass returns.
@@ -73,6 +74,27 @@ pub enum AnyEncoderConfig {
 }
 
 impl AnyEncoderConfig {
+    /// Checks the configuration (the encoder's and its front end's) before it is built;
+    /// building an invalid one (e.g. 0 classes) would panic inside Burn.
+    ///
+    /// # Errors
+    /// [`EncoderError::Config`] naming what is wrong.
+    pub fn validate(&self) -> crate::Result<()> {
+        let front_end = match self {
+            Self::ResNet38(c) => {
+                c.validate()?;
+                &c.front_end
+            }
+            Self::Cnn(c) => {
+                c.validate()?;
+                &c.front_end
+            }
+        };
+        front_end
+            .validate()
+            .map_err(|e| EncoderError::Config(format!("invalid front end: {e}")))
+    }
+
     /// Builds the encoder.
     pub fn init(&self, device: &Device) -> AnyEncoder {
         match self {
@@ -87,6 +109,87 @@ impl AnyEncoderConfig {
             Self::ResNet38(c) => c.num_classes,
             Self::Cnn(c) => c.num_classes,
         }
+    }
+}
+
+/// The named encoder presets: the names an experiment file's `[encoder] preset`, the command
+/// line and the tools accept (`resnet38`, `resnet38-tiny`, `cnn14`, `cnn14-tiny`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Preset {
+    /// PANNs ResNet-38 as released ([`ResNet38Config::panns`]).
+    #[serde(rename = "resnet38")]
+    ResNet38,
+    /// The scaled ResNet-38 that trains on two CPU cores ([`ResNet38Config::tiny`]).
+    #[serde(rename = "resnet38-tiny")]
+    ResNet38Tiny,
+    /// PANNs Cnn14 as released ([`Cnn14Config::panns`]).
+    #[serde(rename = "cnn14")]
+    Cnn14,
+    /// The scaled Cnn14 ([`Cnn14Config::tiny`]).
+    #[serde(rename = "cnn14-tiny")]
+    Cnn14Tiny,
+}
+
+impl Preset {
+    /// Every preset, in the order they are listed to users.
+    pub const ALL: [Preset; 4] = [
+        Preset::ResNet38,
+        Preset::ResNet38Tiny,
+        Preset::Cnn14,
+        Preset::Cnn14Tiny,
+    ];
+
+    /// The preset's name as written in files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ResNet38 => "resnet38",
+            Self::ResNet38Tiny => "resnet38-tiny",
+            Self::Cnn14 => "cnn14",
+            Self::Cnn14Tiny => "cnn14-tiny",
+        }
+    }
+
+    /// The preset's configuration with an optional number of classes (default: the preset's,
+    /// 527), validated.
+    ///
+    /// # Errors
+    /// [`EncoderError::Config`] when the result cannot describe a network (e.g. 0 classes).
+    pub fn config(self, num_classes: Option<usize>) -> crate::Result<AnyEncoderConfig> {
+        let mut cfg = match self {
+            Self::ResNet38 => AnyEncoderConfig::ResNet38(ResNet38Config::panns()),
+            Self::ResNet38Tiny => AnyEncoderConfig::ResNet38(ResNet38Config::tiny()),
+            Self::Cnn14 => AnyEncoderConfig::Cnn(crate::cnn::Cnn14Config::panns()),
+            Self::Cnn14Tiny => AnyEncoderConfig::Cnn(crate::cnn::Cnn14Config::tiny()),
+        };
+        if let Some(n) = num_classes {
+            cfg = match cfg {
+                AnyEncoderConfig::ResNet38(c) => AnyEncoderConfig::ResNet38(c.with_num_classes(n)),
+                AnyEncoderConfig::Cnn(c) => AnyEncoderConfig::Cnn(c.with_num_classes(n)),
+            };
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Preset {
+    type Err = EncoderError;
+
+    fn from_str(s: &str) -> crate::Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                EncoderError::Config(format!(
+                    "unknown encoder preset `{s}` (resnet38, resnet38-tiny, cnn14, cnn14-tiny)"
+                ))
+            })
     }
 }
 

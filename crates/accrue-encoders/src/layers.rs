@@ -18,7 +18,7 @@ use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-pub use accrue_audio::nn::{BatchNorm, BatchNormConfig};
+pub use accrue_core::nn::{BatchNorm, BatchNormConfig};
 
 /// A bias-free `k×k` convolution with "same" padding and Xavier-uniform weights (PANNs
 /// `init_layer`).
@@ -126,6 +126,30 @@ impl ConvBlock {
             x = relu(bn2.forward(conv2.forward(x)));
         }
         pool.forward(x)
+    }
+}
+
+/// The PANNs head every encoder of this crate ends with: [`panns_global_pool`], dropout,
+/// `fc1` + ReLU (the embedding f_a), its dropped copy (for contrastive heads) and the
+/// `fc_audioset` logits (from the un-dropped embedding).
+///
+/// # Shapes
+/// - `x`: `[B, C, T, F]`
+/// - output: embedding `[B, D]`, logits `[B, K]`
+pub fn panns_head(
+    x: Tensor<4>,
+    dropout: &burn::nn::Dropout,
+    fc1: &Linear,
+    fc_audioset: &Linear,
+) -> crate::encoder::EncoderOutput {
+    let x = crate::dropout::dropout(dropout, panns_global_pool(x));
+    let embedding = relu(fc1.forward(x));
+    let embedding_dropped = crate::dropout::dropout(dropout, embedding.clone());
+    let logits = fc_audioset.forward(embedding.clone());
+    crate::encoder::EncoderOutput {
+        embedding,
+        embedding_dropped,
+        logits,
     }
 }
 

@@ -24,7 +24,7 @@ use crate::encoder::{AudioBody, AudioEncoder, EncoderOutput, count_trainable};
 use crate::error::EncoderError;
 use crate::layers::{
     BatchNorm, BatchNormConfig, ConvBlock, ConvBlockConfig, Pool, conv_xavier, linear_xavier,
-    panns_global_pool,
+    panns_head,
 };
 
 /// Configuration of [`ResNet38`].
@@ -326,16 +326,7 @@ impl AudioBody for ResNet38 {
         let x = crate::dropout::dropout(&self.dropout_stage, x);
         let x = self.conv_block_after1.forward(x, Pool::Identity);
         let x = crate::dropout::dropout(&self.dropout_stage, x);
-        let x = panns_global_pool(x);
-        let x = crate::dropout::dropout(&self.dropout_final, x);
-        let embedding = relu(self.fc1.forward(x));
-        let embedding_dropped = crate::dropout::dropout(&self.dropout_final, embedding.clone());
-        let logits = self.fc_audioset.forward(embedding.clone());
-        EncoderOutput {
-            embedding,
-            embedding_dropped,
-            logits,
-        }
+        panns_head(x, &self.dropout_final, &self.fc1, &self.fc_audioset)
     }
 }
 

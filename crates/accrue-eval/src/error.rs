@@ -61,6 +61,9 @@ pub enum EvalError {
         #[source]
         source: std::io::Error,
     },
+    /// A shared-infrastructure error (atomic write, hashing), naming the file.
+    #[error(transparent)]
+    Core(#[from] accrue_core::Error),
     /// JSON (de)serialisation failed.
     #[error("{context}: {source}")]
     Json {

@@ -47,11 +47,11 @@ pub mod classification;
 pub mod continual;
 mod error;
 pub mod matrix;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod probe;
 pub mod report;
 pub mod retrieval;
-mod rng;
 pub mod schema;
 pub mod table;
 pub mod zero_shot;

@@ -43,7 +43,7 @@ use crate::error::EvalError;
 /// The crate result (named apart from `Result`, which Burn's `Config` derive expects to be std's).
 type Res<T> = crate::error::Result<T>;
 use crate::matrix::Matrix;
-use crate::rng::SplitMix64;
+use accrue_core::seed::SplitMix64;
 
 /// Weight initialisation of the probe's linear layers (the HEAR grid's second axis).
 #[derive(Config, Debug, Copy, PartialEq, Eq)]

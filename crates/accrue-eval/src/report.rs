@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::continual::{ContinualSummary, StageMatrix};
 use crate::error::{EvalError, Result};
@@ -68,21 +67,14 @@ impl Provenance {
     }
 }
 
-/// `sha256:<hex>` of some bytes (config text, a manifest, a checkpoint).
-pub fn sha256_tag(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut s = String::with_capacity(7 + 64);
-    s.push_str("sha256:");
-    for b in digest {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
+pub use accrue_core::hash::sha256_tag;
 
 /// `sha256:<hex>` of a file's contents.
+///
+/// # Errors
+/// [`EvalError`] naming the unreadable file.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
-    Ok(sha256_tag(&bytes))
+    accrue_core::hash::sha256_file_tag(path).map_err(EvalError::from)
 }
 
 /// The evaluation protocol a score comes from.
@@ -324,7 +316,11 @@ impl EvalArtifact {
     /// Validates and writes the artifact.
     pub fn write(&self, path: &Path) -> Result<()> {
         self.validate()?;
-        std::fs::write(path, self.to_json()?).map_err(|e| EvalError::io(path, e))
+        // Atomic: a full disk or a kill never truncates the previous artifact.
+        Ok(accrue_core::atomic::write(
+            path,
+            self.to_json()?.as_bytes(),
+        )?)
     }
 
     /// Reads and validates an artifact.

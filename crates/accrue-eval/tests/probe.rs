@@ -7,14 +7,10 @@ use accrue_eval::probe::{
 };
 use burn::tensor::Device;
 
-struct Rng(u64);
+struct Rng(accrue_core::seed::SplitMix64);
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     fn normal(&mut self) -> f32 {
         let u1 = 1.0 - (self.next() >> 11) as f64 / (1u64 << 53) as f64;
@@ -25,7 +21,7 @@ impl Rng {
 
 /// `n_per_class` points around `n_classes` well-separated centres in `dim` dimensions.
 fn blobs(n_per_class: usize, n_classes: usize, dim: usize, seed: u64) -> (Matrix, Vec<usize>) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng(accrue_core::seed::SplitMix64::new(seed));
     let centres: Vec<Vec<f32>> = (0..n_classes)
         .map(|_| (0..dim).map(|_| 3.0 * rng.normal()).collect())
         .collect();
@@ -99,7 +95,7 @@ fn linear_probe_separates_blobs_with_kfold() {
 #[test]
 fn multilabel_probe_reaches_high_map() {
     let device = Device::default();
-    let mut rng = Rng(11);
+    let mut rng = Rng(accrue_core::seed::SplitMix64::new(11));
     let (n, d, c) = (240, 6, 3);
     let rows: Vec<Vec<f32>> = (0..n)
         .map(|_| (0..d).map(|_| rng.normal()).collect())

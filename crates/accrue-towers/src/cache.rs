@@ -247,14 +247,9 @@ impl EmbeddingCache {
             }
             idx += 1;
         };
-        let tmp = path.with_extension("tmp");
-        safetensors::serialize_to_file(
-            vec![("embeddings", emb), ("digests", dig)],
-            Some(meta),
-            &tmp,
-        )
-        .map_err(err)?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        let bytes = safetensors::serialize(vec![("embeddings", emb), ("digests", dig)], Some(meta))
+            .map_err(err)?;
+        accrue_core::atomic::write(&path, &bytes).map_err(|e| cache_err(&path, e.to_string()))?;
         self.n_shards = idx + 1;
         Ok(())
     }

@@ -207,43 +207,7 @@ pub fn read_pytorch(path: &Path) -> Result<StateDict> {
     Ok(out)
 }
 
-/// What a strict load found wrong; empty when the checkpoint matches the model exactly.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LoadReport {
-    /// Model parameters the checkpoint does not provide.
-    pub missing: Vec<String>,
-    /// Checkpoint tensors the model has no place for.
-    pub unexpected: Vec<String>,
-    /// Keys present on both sides with different shapes (or other per-key errors).
-    pub mismatched: Vec<String>,
-}
-
-impl LoadReport {
-    /// Whether the checkpoint matched exactly.
-    pub fn is_clean(&self) -> bool {
-        self.missing.is_empty() && self.unexpected.is_empty() && self.mismatched.is_empty()
-    }
-}
-
-impl fmt::Display for LoadReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let groups = [
-            ("missing", &self.missing),
-            ("unexpected", &self.unexpected),
-            ("mismatched", &self.mismatched),
-        ];
-        for (label, keys) in groups {
-            if keys.is_empty() {
-                continue;
-            }
-            writeln!(f, "  {} {label} key(s):", keys.len())?;
-            for k in keys {
-                writeln!(f, "    {k}")?;
-            }
-        }
-        Ok(())
-    }
-}
+pub use accrue_core::load::LoadReport;
 
 /// Applies `state` (PyTorch names and layouts, already remapped to the module's paths) to
 /// `module`. Strict: returns [`Error::KeyMismatch`] listing every missing, unexpected and
@@ -266,15 +230,11 @@ pub fn load_strict<M: Module + ModuleSnapshot>(
         })
         .collect();
     let result = module.apply(tensors, None, Some(Box::new(PyTorchToBurnAdapter)), true);
-    let report = LoadReport {
-        missing: result.missing.iter().map(|(k, _)| k.clone()).collect(),
-        unexpected: result.unused.clone(),
-        mismatched: result.errors.iter().map(|e| e.to_string()).collect(),
-    };
+    let report = LoadReport::from_apply(result, &[]);
     if report.is_clean() {
         tracing::debug!(
             path = %path.display(),
-            applied = result.applied.len(),
+            applied = report.applied.len(),
             "checkpoint loaded"
         );
         Ok(module)

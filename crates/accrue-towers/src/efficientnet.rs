@@ -17,7 +17,6 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::{Device, Tensor};
 use image::DynamicImage;
 
-use crate::Error;
 use crate::checkpoint::{StateDict, drop_keys, load_strict, read_pytorch};
 use crate::preprocess::Preprocess;
 use crate::tower::{
@@ -278,9 +277,7 @@ impl FrozenTower for EfficientNetTower {
         &self.device
     }
     fn embed(&self, batch: &[&DynamicImage]) -> crate::Result<Tensor<2>> {
-        if batch.is_empty() {
-            return Err(Error::EmptyBatch);
-        }
+        crate::tower::require_batch(batch)?;
         let x = self.preprocess.batch(batch, &self.device)?;
         Ok(l2_normalize(self.model.features(x)))
     }

@@ -405,12 +405,7 @@ impl FrozenTower for MiniLmTower {
 
     /// Mean of the last hidden states over real tokens, L2-normalised: `[N, 384]`.
     fn embed(&self, batch: &[&str]) -> crate::Result<Tensor<2>> {
-        if batch.is_empty() {
-            return Err(Error::EmptyBatch);
-        }
-        if let Some(index) = batch.iter().position(|t| t.trim().is_empty()) {
-            return Err(Error::EmptyText { index });
-        }
+        crate::tower::require_texts(batch)?;
         let (ids, mask) = self.tokenize(batch)?;
         let (b, t) = (ids.len(), ids[0].len());
         let ids = int_tensor(&ids, &self.device);

@@ -2,7 +2,6 @@
 //! into L2-normalised embeddings `[N, D]`, with a stable identity for provenance.
 
 use std::fmt;
-use std::io::Read;
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor};
@@ -113,24 +112,17 @@ pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
     x / norm
 }
 
-/// Hex sha256 of a file's bytes.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
-}
+pub use accrue_core::hash::hex;
 
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Hex sha256 of a file's bytes.
+///
+/// # Errors
+/// [`Error::Io`] naming the file.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    accrue_core::hash::sha256_file(path).map_err(|e| match e {
+        accrue_core::Error::Io { path, source } => Error::Io { path, source },
+        other => Error::io(path, std::io::Error::other(other.to_string())),
+    })
 }
 
 /// The directory holding the fetched tower files, as written by `scripts/fetch_towers.sh`:
@@ -140,6 +132,24 @@ pub fn default_towers_dir() -> std::path::PathBuf {
         Some(d) => std::path::PathBuf::from(d).join("towers"),
         None => std::path::PathBuf::from("data/towers"),
     }
+}
+
+/// Refuses an empty batch ([`Error::EmptyBatch`]): every tower's first check.
+pub(crate) fn require_batch<T: ?Sized>(batch: &[&T]) -> Result<()> {
+    if batch.is_empty() {
+        return Err(Error::EmptyBatch);
+    }
+    Ok(())
+}
+
+/// Refuses an empty batch and an empty or blank caption ([`Error::EmptyText`] with its index):
+/// every text tower's first check.
+pub(crate) fn require_texts(batch: &[&str]) -> Result<()> {
+    require_batch(batch)?;
+    if let Some(index) = batch.iter().position(|t| t.trim().is_empty()) {
+        return Err(Error::EmptyText { index });
+    }
+    Ok(())
 }
 
 pub(crate) fn require_file(path: &Path) -> Result<()> {

@@ -4,7 +4,7 @@
 
 use accrue_continual::{
     Capabilities, ContinualError, NoAux, Result, StageInfo, StepView, Strategy, Student,
-    snapshot_teacher, task_loss,
+    TeacherSlot, task_loss, task_loss_only,
 };
 use accrue_losses::{LossTerms, ObjectiveConfig};
 use burn::tensor::Device;
@@ -12,7 +12,7 @@ use burn::tensor::Device;
 /// L2 distillation of encoder features.
 #[derive(Debug, Default)]
 pub struct FeatureL2 {
-    teacher: Option<Student>,
+    teacher: TeacherSlot,
 }
 
 impl Strategy for FeatureL2 {
@@ -32,20 +32,20 @@ impl Strategy for FeatureL2 {
 
     fn begin_stage(&mut self, stage: &StageInfo, student: &Student, _: &Device) -> Result<NoAux> {
         // An eval-mode, no-grad copy: its BatchNorm statistics can never move.
-        self.teacher = stage.previous.map(|_| snapshot_teacher(student));
+        self.teacher.begin(stage, student);
         Ok(NoAux {})
     }
 
     fn teacher(&self) -> Option<&Student> {
-        self.teacher.as_ref()
+        self.teacher.get()
     }
 
     fn loss_terms(&self, view: &StepView<'_>, _: &NoAux) -> Result<LossTerms> {
         let task = view.primary();
-        let l_c = task_loss(task)?;
         let Some(teacher) = &task.teacher else {
-            return Ok(LossTerms::new().with("contrastive", l_c, 1.0)?);
+            return task_loss_only(task);
         };
+        let l_c = task_loss(task)?;
         let [b, _] = task.student.embedding.dims();
         let diff = task.student.embedding.clone() - teacher.embedding.clone();
         let l_kd = diff.powf_scalar(2.0).sum().div_scalar(b as f64);

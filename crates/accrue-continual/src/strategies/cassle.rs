@@ -16,8 +16,8 @@ use crate::error::{ContinualError, Result};
 use crate::model::{Student, TaskKind};
 use crate::strategies::lwf::LwfOptions;
 use crate::strategy::{
-    Capabilities, StageInfo, StepView, Strategy, fork_teacher, mixed_objective,
-    previous_head_outputs, snapshot_teacher, task_loss,
+    Capabilities, StageInfo, StepView, Strategy, TeacherSlot, mixed_objective,
+    previous_head_outputs, task_loss, task_loss_only,
 };
 
 /// CaSSLe options (defaults: the spec's recommendations).
@@ -46,7 +46,7 @@ impl Default for CassleOptions {
 #[derive(Clone, Debug, Default)]
 pub struct Cassle {
     options: CassleOptions,
-    teacher: Option<Student>,
+    teacher: TeacherSlot,
 }
 
 impl Cassle {
@@ -54,7 +54,7 @@ impl Cassle {
     pub fn new(options: CassleOptions) -> Self {
         Self {
             options,
-            teacher: None,
+            teacher: TeacherSlot::new(),
         }
     }
 }
@@ -84,7 +84,7 @@ impl Strategy for Cassle {
         device: &Device,
     ) -> Result<CassleAux> {
         let Some(prev) = stage.previous else {
-            self.teacher = None;
+            self.teacher = TeacherSlot::new();
             return Ok(None);
         };
         let kind = stage.kind();
@@ -99,7 +99,7 @@ impl Strategy for Cassle {
                 "the current task must be contrastive (AV/AT)",
             ));
         }
-        self.teacher = Some(snapshot_teacher(student));
+        self.teacher.set(student);
         Ok(Some(
             CasslePredictorConfig::new(d_in, d_out)
                 .with_d_hidden(self.options.hidden)
@@ -108,24 +108,23 @@ impl Strategy for Cassle {
     }
 
     fn teacher(&self) -> Option<&Student> {
-        self.teacher.as_ref()
+        self.teacher.get()
     }
 
     fn fork(&self, device: &Device) -> Result<Self> {
         Ok(Self {
             options: self.options.clone(),
-            teacher: fork_teacher(&self.teacher, device),
+            teacher: self.teacher.fork(device),
         })
     }
 
     fn loss_terms(&self, view: &StepView<'_>, aux: &CassleAux) -> Result<LossTerms> {
         let task = view.primary();
-        let l_c = task_loss(task)?;
         let (Some(prev), Some(predictor)) = (view.stage.previous, aux.as_ref()) else {
-            return Ok(LossTerms::new().with(accrue_losses::CONTRASTIVE_TERM, l_c, 1.0)?);
+            return task_loss_only(task);
         };
-        let (t, _) =
-            previous_head_outputs("cassle", view.stage, self.teacher.as_ref(), view, task)?;
+        let l_c = task_loss(task)?;
+        let (t, _) = previous_head_outputs("cassle", view.stage, self.teacher.get(), view, task)?;
         let lwf_like = LwfOptions {
             temperature: self.options.temperature,
             bernoulli_on_labels: self.options.bernoulli_on_labels,

@@ -3,12 +3,12 @@
 //! Each task's loss alone; no teacher, no extras. Also the single-task baselines (Wav2CLIP =
 //! one AV stage, CLAP = one AT stage) when run from the AudioSet checkpoint.
 
-use accrue_losses::{CONTRASTIVE_TERM, LossTerms};
+use accrue_losses::LossTerms;
 use burn::tensor::Device;
 
 use crate::error::Result;
 use crate::model::Student;
-use crate::strategy::{Capabilities, NoAux, StageInfo, StepView, Strategy, task_loss};
+use crate::strategy::{Capabilities, NoAux, StageInfo, StepView, Strategy, task_loss_only};
 
 /// Sequential fine-tuning (λ = 0).
 #[derive(Clone, Debug, Default)]
@@ -37,7 +37,7 @@ impl Strategy for FineTune {
     }
 
     fn loss_terms(&self, view: &StepView<'_>, _aux: &NoAux) -> Result<LossTerms> {
-        Ok(LossTerms::new().with(CONTRASTIVE_TERM, task_loss(view.primary())?, 1.0)?)
+        task_loss_only(view.primary())
     }
 }
 
@@ -46,6 +46,7 @@ mod tests {
     use super::*;
     use crate::model::TaskKind;
     use crate::testing::*;
+    use accrue_losses::CONTRASTIVE_TERM;
 
     #[test]
     fn no_teacher_forward_and_student_gets_gradients() {

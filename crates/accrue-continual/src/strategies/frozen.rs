@@ -4,12 +4,12 @@
 //! dropout, via [`Capabilities::freeze_encoder`]); only the current task's head (and its logit
 //! scale) is trained with `L_c`. No teacher is needed: a frozen encoder cannot forget.
 
-use accrue_losses::{CONTRASTIVE_TERM, LossTerms};
+use accrue_losses::LossTerms;
 use burn::tensor::Device;
 
 use crate::error::Result;
 use crate::model::Student;
-use crate::strategy::{Capabilities, NoAux, StageInfo, StepView, Strategy, task_loss};
+use crate::strategy::{Capabilities, NoAux, StageInfo, StepView, Strategy, task_loss_only};
 
 /// Train only the head of the current task on a frozen encoder.
 #[derive(Clone, Debug, Default)]
@@ -40,7 +40,7 @@ impl Strategy for FrozenAdapter {
     }
 
     fn loss_terms(&self, view: &StepView<'_>, _aux: &NoAux) -> Result<LossTerms> {
-        Ok(LossTerms::new().with(CONTRASTIVE_TERM, task_loss(view.primary())?, 1.0)?)
+        task_loss_only(view.primary())
     }
 }
 

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::model::Student;
 use crate::strategy::{
-    Capabilities, NoAux, StageInfo, StepView, Strategy, fork_teacher, mixed_objective,
-    previous_head_outputs, snapshot_teacher, task_loss,
+    Capabilities, NoAux, StageInfo, StepView, Strategy, TeacherSlot, mixed_objective,
+    previous_head_outputs, task_loss, task_loss_only,
 };
 
 /// LwF options (defaults: the spec's recommendations).
@@ -53,7 +53,7 @@ impl LwfOptions {
 #[derive(Clone, Debug, Default)]
 pub struct Lwf {
     options: LwfOptions,
-    teacher: Option<Student>,
+    teacher: TeacherSlot,
 }
 
 impl Lwf {
@@ -61,7 +61,7 @@ impl Lwf {
     pub fn new(options: LwfOptions) -> Self {
         Self {
             options,
-            teacher: None,
+            teacher: TeacherSlot::new(),
         }
     }
 }
@@ -82,36 +82,31 @@ impl Strategy for Lwf {
     }
 
     fn begin_stage(&mut self, stage: &StageInfo, student: &Student, _: &Device) -> Result<NoAux> {
-        self.teacher = match stage.previous {
-            Some(prev) => {
-                if prev.is_contrastive() {
-                    student.require_head(prev)?;
-                }
-                Some(snapshot_teacher(student))
-            }
-            None => None,
-        };
+        if let Some(prev) = stage.previous.filter(|p| p.is_contrastive()) {
+            student.require_head(prev)?;
+        }
+        self.teacher.begin(stage, student);
         Ok(NoAux {})
     }
 
     fn teacher(&self) -> Option<&Student> {
-        self.teacher.as_ref()
+        self.teacher.get()
     }
 
     fn fork(&self, device: &Device) -> Result<Self> {
         Ok(Self {
             options: self.options.clone(),
-            teacher: fork_teacher(&self.teacher, device),
+            teacher: self.teacher.fork(device),
         })
     }
 
     fn loss_terms(&self, view: &StepView<'_>, _aux: &NoAux) -> Result<LossTerms> {
         let task = view.primary();
-        let l_c = task_loss(task)?;
         let Some(prev) = view.stage.previous else {
-            return Ok(LossTerms::new().with(accrue_losses::CONTRASTIVE_TERM, l_c, 1.0)?);
+            return task_loss_only(task);
         };
-        let (t, s) = previous_head_outputs("lwf", view.stage, self.teacher.as_ref(), view, task)?;
+        let l_c = task_loss(task)?;
+        let (t, s) = previous_head_outputs("lwf", view.stage, self.teacher.get(), view, task)?;
         let kl = self.options.kl(prev == crate::model::TaskKind::A);
         let l_kd = lwf_loss(t, s, &LwfConfig::new().with_kl(kl))?;
         mixed_objective(view.stage, l_c, l_kd)

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ContinualError, Result};
 use crate::model::{Student, TaskKind};
 use crate::strategy::{
-    Capabilities, NoAux, StageInfo, StepView, Strategy, Supervision, fork_teacher, mixed_objective,
-    snapshot_teacher, task_loss,
+    Capabilities, NoAux, StageInfo, StepView, Strategy, Supervision, TeacherSlot, mixed_objective,
+    task_loss, task_loss_only,
 };
 
 /// Mod-X options (defaults: the reference code, §10 item 7).
@@ -84,7 +84,7 @@ fn use_previous_head(
 #[derive(Clone, Debug, Default)]
 pub struct ModX {
     options: ModXOptions,
-    teacher: Option<Student>,
+    teacher: TeacherSlot,
 }
 
 impl ModX {
@@ -92,7 +92,7 @@ impl ModX {
     pub fn new(options: ModXOptions) -> Self {
         Self {
             options,
-            teacher: None,
+            teacher: TeacherSlot::new(),
         }
     }
 }
@@ -119,30 +119,30 @@ impl Strategy for ModX {
                 "the current task must be contrastive (AV/AT)",
             ));
         }
-        self.teacher = stage.previous.map(|_| snapshot_teacher(student));
+        self.teacher.begin(stage, student);
         Ok(NoAux {})
     }
 
     fn teacher(&self) -> Option<&Student> {
-        self.teacher.as_ref()
+        self.teacher.get()
     }
 
     fn fork(&self, device: &Device) -> Result<Self> {
         Ok(Self {
             options: self.options.clone(),
-            teacher: fork_teacher(&self.teacher, device),
+            teacher: self.teacher.fork(device),
         })
     }
 
     fn loss_terms(&self, view: &StepView<'_>, _aux: &NoAux) -> Result<LossTerms> {
         let task = view.primary();
-        let l_c = task_loss(task)?;
         let Some(prev) = view.stage.previous else {
-            return Ok(LossTerms::new().with(accrue_losses::CONTRASTIVE_TERM, l_c, 1.0)?);
+            return task_loss_only(task);
         };
+        let l_c = task_loss(task)?;
         let teacher = self
             .teacher
-            .as_ref()
+            .get()
             .ok_or_else(|| ContinualError::strategy("modx", "no teacher"))?;
         let t_out = task.teacher.as_ref().ok_or_else(|| {
             ContinualError::strategy("modx", "no teacher outputs in the step view")

@@ -559,9 +559,7 @@ impl FrozenTower for ClipImageTower {
         &self.device
     }
     fn embed(&self, batch: &[&DynamicImage]) -> crate::Result<Tensor<2>> {
-        if batch.is_empty() {
-            return Err(Error::EmptyBatch);
-        }
+        crate::tower::require_batch(batch)?;
         let x = self.preprocess.batch(batch, &self.device)?;
         Ok(l2_normalize(self.model.encode_image(x)))
     }
@@ -587,12 +585,7 @@ impl FrozenTower for ClipTextTower {
     /// Errors on an empty caption and, unless truncation is configured, on one longer than
     /// the context.
     fn embed(&self, batch: &[&str]) -> crate::Result<Tensor<2>> {
-        if batch.is_empty() {
-            return Err(Error::EmptyBatch);
-        }
-        if let Some(index) = batch.iter().position(|t| t.trim().is_empty()) {
-            return Err(Error::EmptyText { index });
-        }
+        crate::tower::require_texts(batch)?;
         let rows: Vec<Vec<i64>> = self
             .tokenizer
             .tokenize_batch(batch, self.context_length, self.overflow)?

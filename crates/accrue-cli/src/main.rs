@@ -1,0 +1,475 @@
+//! The `accrue` command-line tool.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use accrue::audio::decode::decode_file;
+use accrue::audio::frontend::FrontEndConfig;
+use accrue::audio::resample::resample;
+use accrue::backend::{BackendKind, device};
+use accrue::encoders::Preset;
+use accrue_cli::tools::{
+    EmbedOptions, TowerChoice, checkpoint_info, embed_manifest, import_pytorch, preset_config,
+};
+use accrue_demo::{DemoOptions, Method, Profile};
+use anyhow::{Context, Result};
+use burn::tensor::{Tensor, TensorData};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "accrue",
+    version,
+    about = "Continual multi-modal pre-training of audio encoders"
+)]
+struct Cli {
+    /// Compute backend (must be compiled in): flex, tch, wgpu or cuda.
+    #[arg(long, default_value = "flex", global = true, value_parser = parse_backend)]
+    backend: BackendKind,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum DemoProfile {
+    Smoke,
+    Quick,
+    Full,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a continual pre-training experiment (a TOML file: encoder + list of stages).
+    Train {
+        /// The experiment file (see configs/).
+        experiment: PathBuf,
+        /// Continue from the last checkpoint of an interrupted run.
+        #[arg(long)]
+        resume: bool,
+        /// Data-parallel replicas (CUDA: devices 0..N; other backends: N turns on the one
+        /// device). Contrastive negatives and BatchNorm statistics are per replica.
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
+    },
+    /// The main job: the paper's grid in miniature on InstrumentAVT-mini (train, evaluate,
+    /// report). Prepare the data first with scripts/setup_mini.sh and scripts/fetch_towers.sh
+    /// (./run.sh does both).
+    Demo {
+        /// Run length: smoke (a few steps, CI), quick (≤ 20 min on 2 cores), full.
+        #[arg(long, value_enum, default_value = "quick")]
+        profile: DemoProfile,
+        /// Shorthand for `--profile full`.
+        #[arg(long)]
+        full: bool,
+        /// Number of seeds (0, 1, …).
+        #[arg(long, default_value_t = 3)]
+        seeds: u64,
+        /// Methods of the sequences (comma-separated: finetune, lwf, cassle, modx).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "finetune,lwf,cassle,modx"
+        )]
+        methods: Vec<String>,
+        /// Parallel runs (single-threaded child processes).
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        /// The prepared set.
+        #[arg(long, default_value = "data/mini")]
+        data: PathBuf,
+        /// The fetched towers.
+        #[arg(long, default_value = "data/towers")]
+        towers: PathBuf,
+        /// Results folder.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+    /// Evaluate every stage model of a run directory on a declared suite (TOML/JSON, see the
+    /// `accrue_suite::suite` docs) and write one JSON evaluation artifact.
+    Eval {
+        /// The run directory (holds `experiment.toml` and `stages/`).
+        run: PathBuf,
+        /// The evaluation suite.
+        #[arg(long)]
+        suite: PathBuf,
+        /// Method label of the run (default: the last stage's strategy).
+        #[arg(long)]
+        method: Option<String>,
+        /// Output file (default: `<run>/eval.json`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Render Markdown tables (mean ± std over the runs of each method) and plots from
+    /// evaluation artifacts.
+    Report {
+        /// Artifacts written by `accrue eval` or `accrue demo`.
+        #[arg(required = true)]
+        artifacts: Vec<PathBuf>,
+        /// Output folder (report.md and plots).
+        #[arg(long, default_value = "report")]
+        out: PathBuf,
+    },
+    /// One run of `accrue demo` (used by its child processes).
+    #[command(hide = true)]
+    DemoJob {
+        /// The job file written by `accrue demo`.
+        job: PathBuf,
+    },
+    /// Decode audio files, resample them to 32 kHz and compute PANNs log-mel features.
+    Frontend {
+        /// Audio files (WAV, FLAC, OGG/Vorbis, MP3, ...).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Build the trainer's supervision table for a dataset manifest with a frozen tower:
+    /// MiniLM embeds the captions, EfficientNet-Lite0 the image files (cached on disk, so a
+    /// second run computes nothing).
+    Embed {
+        /// The dataset manifest (JSON Lines or CSV).
+        #[arg(long)]
+        manifest: PathBuf,
+        /// The tower.
+        #[arg(long, value_enum)]
+        tower: TowerChoice,
+        /// The fetched towers (scripts/fetch_towers.sh).
+        #[arg(long, default_value = "data/towers")]
+        towers_dir: PathBuf,
+        /// The embedding cache (default: cache/towers beside --out).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// The supervision table to write (JSON).
+        #[arg(long)]
+        out: PathBuf,
+        /// Only the clips of this split (train, valid, test).
+        #[arg(long)]
+        split: Option<String>,
+        /// Inputs per tower batch.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+    },
+    /// Describe a checkpoint (.safetensors or PyTorch .pth): tensors, parameters, layout, the
+    /// run it belongs to; with --preset, load it strictly into that model and print the report.
+    Info {
+        /// The checkpoint.
+        checkpoint: PathBuf,
+        /// Load it into this encoder and report what matched (resnet38, resnet38-tiny, cnn14,
+        /// cnn14-tiny).
+        #[arg(long, value_parser = parse_preset)]
+        preset: Option<Preset>,
+        /// Classes of the encoder's fc_audioset (default: the preset's, 527).
+        #[arg(long, requires = "preset")]
+        num_classes: Option<usize>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert a released PANNs PyTorch checkpoint (zip or legacy pickle) into accrue's own
+    /// safetensors. Strict: any missing, unexpected or mis-shaped key fails with the full report.
+    Import {
+        /// The PyTorch checkpoint (state dict under `model`, as PANNs releases it).
+        input: PathBuf,
+        /// The encoder it holds (resnet38, resnet38-tiny, cnn14, cnn14-tiny).
+        #[arg(long, value_parser = parse_preset)]
+        preset: Preset,
+        /// Classes of the encoder's fc_audioset (default: the preset's, 527).
+        #[arg(long)]
+        num_classes: Option<usize>,
+        /// The safetensors file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Write what matched (the rest keeps its initialisation) and print the report.
+        #[arg(long)]
+        allow_partial: bool,
+    },
+}
+
+fn parse_backend(s: &str) -> std::result::Result<BackendKind, String> {
+    s.parse()
+}
+
+fn parse_preset(s: &str) -> std::result::Result<Preset, String> {
+    s.parse()
+        .map_err(|e: accrue::encoders::EncoderError| e.to_string())
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let device = device(cli.backend).map_err(anyhow::Error::msg)?;
+    match cli.command {
+        Command::Train {
+            experiment,
+            resume,
+            replicas,
+        } => {
+            let devices =
+                accrue::backend::devices(cli.backend, replicas).map_err(anyhow::Error::msg)?;
+            let summary = accrue::continual::run_experiment_on(
+                &accrue::continual::ExperimentConfig::load(&experiment)
+                    .with_context(|| format!("loading {}", experiment.display()))?,
+                &devices,
+                resume,
+            )
+            .with_context(|| format!("running {}", experiment.display()))?;
+            println!("run {}:", summary.name);
+            for stage in &summary.stages {
+                println!(
+                    "  stage {} ({}): {} epochs, best epoch {} (loss {:.4})",
+                    stage.name, stage.strategy, stage.epochs, stage.best_epoch, stage.best_loss
+                );
+            }
+            println!("final model: {}", summary.final_model.display());
+            println!("metrics log: {}", summary.metrics.display());
+        }
+        Command::Demo {
+            profile,
+            full,
+            seeds,
+            methods,
+            jobs,
+            data,
+            towers,
+            out,
+        } => {
+            let profile = if full { DemoProfile::Full } else { profile };
+            let mut opts = DemoOptions::new(match profile {
+                DemoProfile::Smoke => Profile::Smoke,
+                DemoProfile::Quick => Profile::Quick,
+                DemoProfile::Full => Profile::Full,
+            });
+            opts.data_dir = data;
+            opts.towers_dir = towers;
+            opts.out_dir = out;
+            opts.seeds = (0..seeds).collect();
+            opts.methods = methods
+                .iter()
+                .map(|m| {
+                    Method::parse(m).ok_or_else(|| {
+                        anyhow::anyhow!("unknown method `{m}` (finetune, lwf, cassle, modx)")
+                    })
+                })
+                .collect::<Result<_>>()?;
+            opts.jobs = jobs.max(1);
+            opts.exe = std::env::current_exe().ok();
+            opts.backend = cli.backend.name().to_string();
+            let t0 = Instant::now();
+            let report = accrue_demo::run(&opts, &device).context("accrue demo")?;
+            println!("{}", report.markdown);
+            println!(
+                "report: {} ({} artifacts, {} plots); {:.0} s",
+                report.path.display(),
+                report.artifacts.len(),
+                report.plots.len(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        Command::Eval {
+            run,
+            suite,
+            method,
+            out,
+        } => {
+            let suite = accrue_suite::EvalSuite::load(&suite)?;
+            let backend = cli.backend.name().to_string();
+            let art =
+                accrue_suite::evaluate_run(&run, &suite, method.as_deref(), &backend, &device)
+                    .with_context(|| format!("evaluating {}", run.display()))?;
+            let out = out.unwrap_or_else(|| run.join("eval.json"));
+            art.write(&out)?;
+            for st in &art.stages {
+                println!("stage {}: {} scores", st.stage, st.scores.len());
+                for s in &st.scores {
+                    if s.metric == "R@5" || s.metric == "mAP@10" {
+                        continue;
+                    }
+                    println!(
+                        "  {:?} {} {}{} = {:.4}",
+                        s.protocol,
+                        s.task,
+                        s.metric,
+                        s.direction
+                            .as_ref()
+                            .map(|d| format!(" {d}"))
+                            .unwrap_or_default(),
+                        s.value
+                    );
+                }
+            }
+            println!("artifact: {}", out.display());
+        }
+        Command::Report { artifacts, out } => {
+            let runs = artifacts
+                .iter()
+                .map(|p| {
+                    accrue::eval::report::EvalArtifact::read(p)
+                        .with_context(|| format!("reading {}", p.display()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            // `accrue eval` writes eval.json into the run directory, next to metrics.jsonl.
+            let curves: Vec<(String, PathBuf)> = artifacts
+                .iter()
+                .zip(&runs)
+                .filter_map(|(p, r)| {
+                    let log = p.parent()?.join("metrics.jsonl");
+                    log.is_file()
+                        .then(|| (format!("{} ({})", r.method, r.run), log))
+                })
+                .collect();
+            let report = accrue_suite::report::render(&runs, &curves, &out)?;
+            println!("{}", report.markdown);
+            println!("report: {}", out.join("report.md").display());
+        }
+        Command::DemoJob { job } => {
+            accrue_demo::run_job_file(&job, &device)
+                .with_context(|| format!("running {}", job.display()))?;
+        }
+        Command::Frontend { files } => {
+            let cfg = FrontEndConfig::panns_32k();
+            let front = cfg.init(&device);
+            println!(
+                "front end: {} Hz, n_fft {}, hop {}, {} Slaney mels {}–{} Hz, backend {:?}",
+                cfg.sample_rate,
+                cfg.n_fft,
+                cfg.hop_length,
+                cfg.n_mels,
+                cfg.f_min,
+                cfg.f_max,
+                cli.backend
+            );
+            for file in files {
+                let t0 = Instant::now();
+                let decoded = decode_file(&file).with_context(|| "decoding failed")?;
+                let t_dec = t0.elapsed();
+                let wave = resample(&decoded.samples, decoded.sample_rate, cfg.sample_rate)?;
+                let t_res = t0.elapsed() - t_dec;
+                let n = wave.len();
+                let x = Tensor::<2>::from_data(TensorData::new(wave, [1, n]), &device);
+                let logmel = front.logmel(x);
+                let dims = logmel.dims();
+                let v: Vec<f32> = logmel
+                    .into_data()
+                    .try_to_vec()
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                let t_all = t0.elapsed();
+                let mean = v.iter().sum::<f32>() / v.len() as f32;
+                let max = v.iter().copied().fold(f32::MIN, f32::max);
+                println!(
+                    "{}: {} ch {} Hz {:.2} s -> {} samples at 32 kHz -> log-mel {:?} \
+                     (mean {:.1} dB, max {:.1} dB); decode {:.1} ms, resample {:.1} ms, total {:.1} ms",
+                    file.display(),
+                    decoded.channels,
+                    decoded.sample_rate,
+                    decoded.duration_s(),
+                    n,
+                    dims,
+                    mean,
+                    max,
+                    t_dec.as_secs_f64() * 1e3,
+                    t_res.as_secs_f64() * 1e3,
+                    t_all.as_secs_f64() * 1e3
+                );
+            }
+        }
+        Command::Embed {
+            manifest,
+            tower,
+            towers_dir,
+            cache,
+            out,
+            split,
+            batch_size,
+        } => {
+            let mut opts = EmbedOptions::new(manifest, tower, out);
+            opts.towers_dir = towers_dir;
+            opts.cache_dir = cache;
+            opts.split = split;
+            opts.batch_size = batch_size.max(1);
+            opts.progress = true;
+            let summary = embed_manifest(&opts, &device)
+                .with_context(|| format!("embedding {}", opts.manifest.display()))?;
+            println!(
+                "{}: {} rows of {} values ({} computed, {} from the cache {})",
+                summary.out.display(),
+                summary.rows,
+                summary.dim,
+                summary.computed,
+                summary.rows.saturating_sub(summary.computed),
+                summary.cache_dir.display()
+            );
+            println!("tower: {}", summary.tower);
+            println!("tower weights sha256: {}", summary.tower.weights_sha256);
+        }
+        Command::Info {
+            checkpoint,
+            preset,
+            num_classes,
+            json,
+        } => {
+            let config = preset.map(|p| preset_config(p, num_classes)).transpose()?;
+            let info = checkpoint_info(&checkpoint, config.as_ref(), &device)
+                .with_context(|| format!("reading {}", checkpoint.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                print!("{info}");
+                if info.model.is_none()
+                    && let Some(run) = &info.run
+                    && let Some(p) = &run.preset
+                {
+                    println!(
+                        "(check it against the run's encoder: --preset {p}{})",
+                        run.num_classes
+                            .map(|n| format!(" --num-classes {n}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            if let (Some(p), Some(m)) = (preset, &info.model)
+                && !m.loaded
+            {
+                anyhow::bail!(
+                    "{} does not load into {}{}",
+                    checkpoint.display(),
+                    p.name(),
+                    num_classes
+                        .map(|n| format!(" with {n} classes"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        Command::Import {
+            input,
+            preset,
+            num_classes,
+            out,
+            allow_partial,
+        } => {
+            let config = preset_config(preset, num_classes)?;
+            let report = import_pytorch(&input, &config, &out, allow_partial, &device)
+                .with_context(|| format!("importing {} as {}", input.display(), preset.name()))?;
+            if report.is_clean() {
+                println!(
+                    "{} -> {}: {} tensors ({} num_batches_tracked counters ignored)",
+                    input.display(),
+                    out.display(),
+                    report.applied.len(),
+                    report.ignored.len()
+                );
+            } else {
+                println!(
+                    "{} -> {}: PARTIAL import (unmatched tensors keep their initialisation)",
+                    input.display(),
+                    out.display()
+                );
+                print!("{report}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Smoke test of the main job (`accrue demo`): the whole pipeline — derived manifests, real
+//! tower embeddings, the full grid (A, A → AT and A → AV → AT for every method, MT-WC), the
+//! evaluation of every stage model and the report — on a small subset of InstrumentAVT-mini
+//! with one epoch of a few steps per stage.
+//!
+//! Needs the set (`scripts/setup_mini.sh`) and the towers (`scripts/fetch_towers.sh`);
+//! `scripts/test.sh` prepares both. Without them the test prints SKIPPED, unless
+//! `ACCRUE_REQUIRE_DATA=1` (set by CI), when it fails.
+
+use std::path::{Path, PathBuf};
+
+use accrue::eval::report::EvalArtifact;
+use accrue::eval::schema::schema_errors;
+use accrue_demo::{DemoOptions, Profile, run};
+
+fn data_root() -> PathBuf {
+    std::env::var_os("ACCRUE_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"))
+}
+
+fn have_data(root: &Path) -> bool {
+    let ok = root.join("mini/summary.json").is_file()
+        && root.join("towers/minilm/model.safetensors").is_file()
+        && root
+            .join("towers/efficientnet/efficientnet-lite0-57934424.pth")
+            .is_file();
+    if !ok {
+        assert!(
+            std::env::var_os("ACCRUE_REQUIRE_DATA").is_none(),
+            "InstrumentAVT-mini or the towers are missing under {} and ACCRUE_REQUIRE_DATA is set",
+            root.display()
+        );
+        eprintln!(
+            "SKIPPED: InstrumentAVT-mini or the towers are missing under {} \
+             (run scripts/setup_mini.sh and scripts/fetch_towers.sh)",
+            root.display()
+        );
+    }
+    ok
+}
+
+#[test]
+fn the_whole_grid_runs_evaluates_and_reports() {
+    let root = data_root();
+    if !have_data(&root) {
+        return;
+    }
+    let out = tempfile::tempdir().expect("tempdir");
+    let mut opts = DemoOptions::new(Profile::Smoke);
+    opts.data_dir = root.join("mini");
+    opts.towers_dir = root.join("towers");
+    opts.out_dir = out.path().to_path_buf();
+    opts.seeds = vec![0];
+    // Child processes of the real binary, two at a time (the path `./run.sh` takes).
+    opts.jobs = 2;
+    opts.exe = Some(PathBuf::from(env!("CARGO_BIN_EXE_accrue")));
+    let device = burn::tensor::Device::default();
+    let report = run(&opts, &device).expect("demo runs");
+
+    // Every table row of the grid is there.
+    for row in [
+        "| CLAP = fine-tuning |",
+        "| Wav2CLIP (A → AV) |",
+        "| Fine-tuning |",
+        "| LwF |",
+        "| CaSSLe |",
+        "| Mod-X |",
+        "| MT-WC (joint AV+AT) |",
+        "| A only |",
+        "| A-AV-AT | Mod-X |",
+    ] {
+        assert!(
+            report.markdown.contains(row),
+            "missing {row}:\n{}",
+            report.markdown
+        );
+    }
+    // One artifact per run; each validates against the documented schema and holds
+    // finite scores in [0, 1] for every stage it went through.
+    assert_eq!(report.artifacts.len(), 10);
+    for path in &report.artifacts {
+        let text = std::fs::read_to_string(path).expect("artifact");
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(
+            schema_errors(&doc),
+            Vec::<String>::new(),
+            "{}",
+            path.display()
+        );
+        let art = EvalArtifact::read(path).expect("artifact parses");
+        art.validate().expect("artifact is valid");
+        assert!(!art.stages.is_empty());
+        for s in art.stages.iter().flat_map(|s| &s.scores) {
+            assert!((0.0..=1.0).contains(&s.value), "{s:?}");
+        }
+        if art.run.contains("a-av-at") {
+            let c = art.continual.as_ref().expect("CL matrix");
+            assert_eq!(c.matrix.stages, ["A", "AV", "AT"]);
+            assert!(c.summary.bwt.is_some() && c.summary.acc.is_some());
+        }
+    }
+    for plot in &report.plots {
+        let bytes = std::fs::read(plot).expect("plot");
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 2000,
+            "{}",
+            plot.display()
+        );
+    }
+
+    // A second call finds every run and score complete and reproduces the same tables.
+    opts.jobs = 1;
+    opts.exe = None;
+    let again = run(&opts, &device).expect("second run");
+    let tables = |m: &str| m.split("Timings").next().unwrap_or_default().to_string();
+    assert_eq!(tables(&again.markdown), tables(&report.markdown));
+}

@@ -1,0 +1,497 @@
+//! The experiment grid: which runs, their experiment files, and running them (in this
+//! process or as parallel `accrue demo-job` children).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use accrue_continual::{ExperimentConfig, RunDir, TaskKind};
+use serde::{Deserialize, Serialize};
+
+use super::evaluate::{DataPaths, EvalContext, evaluate_stage_model};
+use super::{DemoOptions, Settings};
+use accrue_suite::{Error, Result};
+
+/// A continual-learning method of the sequences.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Sequential fine-tuning (λ = 0; the no-CL lower bound).
+    Finetune,
+    /// Learning without Forgetting.
+    Lwf,
+    /// CaSSLe (predictor-mapped distillation).
+    Cassle,
+    /// Mod-X (cognition-aligned similarity distillation).
+    Modx,
+}
+
+impl Method {
+    /// Every method, in table order.
+    pub const ALL: [Method; 4] = [Method::Finetune, Method::Lwf, Method::Cassle, Method::Modx];
+
+    /// Short name (file names, `--methods`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Finetune => "finetune",
+            Method::Lwf => "lwf",
+            Method::Cassle => "cassle",
+            Method::Modx => "modx",
+        }
+    }
+
+    /// Parses a short name.
+    pub fn parse(s: &str) -> Option<Method> {
+        Self::ALL.into_iter().find(|m| m.name() == s)
+    }
+
+    /// Table label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::Finetune => "Fine-tuning",
+            Method::Lwf => "LwF",
+            Method::Cassle => "CaSSLe",
+            Method::Modx => "Mod-X",
+        }
+    }
+
+    fn strategy_toml(self) -> &'static str {
+        match self {
+            Method::Finetune => r#"{ kind = "finetune" }"#,
+            Method::Lwf => r#"{ kind = "lwf", temperature = 2.0 }"#,
+            Method::Cassle => r#"{ kind = "cassle", hidden = 256 }"#,
+            Method::Modx => r#"{ kind = "modx", alignment = true }"#,
+        }
+    }
+}
+
+/// The task sequence of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Sequence {
+    /// Stage A only (the shared starting point of every other run of a seed).
+    A,
+    /// A → AT.
+    AAt,
+    /// A → AV → AT.
+    AAvAt,
+    /// MT-WC: one joint AV + AT stage after A.
+    MtWc,
+}
+
+/// One run of the grid, self-contained so that a child process can execute it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Run name, e.g. `a-av-at-lwf`.
+    pub name: String,
+    /// Seed.
+    pub seed: u64,
+    /// Task sequence.
+    pub sequence: Sequence,
+    /// Method (`None` for stage A and MT-WC).
+    pub method: Option<Method>,
+    /// Run directory (experiment file, checkpoints, stage models, scores, log).
+    pub dir: PathBuf,
+    /// Directory of the job that must finish first (the shared stage-A run).
+    pub depends_on: Option<PathBuf>,
+    /// Stage names with the tasks each trains (`A` is stage 0 of the A run only).
+    pub stages: Vec<(String, Vec<TaskKind>)>,
+    /// What the evaluation reads.
+    pub eval: EvalContext,
+}
+
+impl Job {
+    /// The experiment file.
+    pub fn experiment(&self) -> PathBuf {
+        RunDir::new(&self.dir).experiment()
+    }
+
+    /// The stage models, in stage order.
+    pub fn stage_models(&self) -> Vec<PathBuf> {
+        self.stages
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| RunDir::new(&self.dir).stage_model(i, name))
+            .collect()
+    }
+
+    /// Where the scores of a stage model are cached.
+    pub fn scores_path(model: &Path) -> PathBuf {
+        model.with_extension("scores.json")
+    }
+}
+
+/// Seed of the shared task-A run.
+pub const A_SEED: u64 = 0;
+
+fn q(p: &Path) -> String {
+    serde_json::to_string(&p.to_string_lossy()).unwrap_or_else(|_| "\"\"".into())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stage_toml(
+    name: &str,
+    strategy: &str,
+    lambda: f64,
+    epochs: usize,
+    lr: f64,
+    seed: u64,
+    settings: &Settings,
+    tasks: &[(TaskKind, &Path, Option<&Path>)],
+) -> String {
+    let mut s = format!(
+        "\n[[stages]]\nname = \"{name}\"\nstrategy = {strategy}\nlambda = {lambda}\n\
+         epochs = {epochs}\nbatch_size = {}\ncrop_seconds = 1.0\nseed = {seed}\n",
+        settings.batch_size
+    );
+    if let Some(p) = settings.patience {
+        s += &format!("patience = {p}\n");
+    }
+    s += &format!("[stages.optimizer]\nlr = {lr:e}\n");
+    for (kind, manifest, table) in tasks {
+        s += &format!(
+            "[[stages.tasks]]\nkind = \"{kind}\"\nmanifest = {}\nsplit = \"train\"\n",
+            q(manifest)
+        );
+        if settings.patience.is_some() {
+            s += "valid_split = \"valid\"\n";
+        }
+        if let Some(t) = table {
+            s += &format!("supervision = {}\n", q(t));
+        }
+    }
+    s
+}
+
+/// Plans the grid and writes each run's experiment file (a run whose file changed is
+/// started afresh; an unchanged one is resumed or skipped).
+///
+/// # Errors
+/// I/O errors, or an experiment file that does not validate.
+pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result<Vec<Job>> {
+    let ctx = EvalContext::new(data, settings);
+    let num_classes = ctx.classes.len();
+    let mut jobs = Vec::new();
+    let [ea, eav, eat] = settings.epochs;
+    let [la, lav, lat] = settings.lr;
+    // Task A is trained once and shared by every seed, as the paper starts every run from the
+    // one released PANNs checkpoint; the seeds vary the multi-modal stages.
+    let a_dir = opts.out_dir.join("runs").join("a");
+    let a_final = a_dir.join("final.safetensors");
+    let header = |name: &str, seed: u64, dir: &Path, from_a: bool| {
+        let mut h = format!(
+            "# Written by `accrue demo`; edit the demo's settings, not this file.\n\
+             name = \"{name}-seed{seed}\"\noutput_dir = {}\nsample_rate = 32000\n\n\
+             [encoder]\npreset = \"{}\"\nnum_classes = {num_classes}\n",
+            q(dir),
+            settings.encoder
+        );
+        if from_a {
+            h += &format!("checkpoint = {}\ntrained_on = \"A\"\n", q(&a_final));
+        }
+        h += &format!(
+            "\n[head]\nhidden = {}\noutput = {}\noutput_av = {}\noutput_at = {}\n",
+            settings.head_hidden, data.text_dim, data.image_dim, data.text_dim
+        );
+        h
+    };
+    let a_text = header("a", A_SEED, &a_dir, false)
+        + &stage_toml(
+            "A",
+            r#"{ kind = "finetune" }"#,
+            0.0,
+            ea,
+            la,
+            A_SEED,
+            settings,
+            &[(TaskKind::A, data.task_a.as_path(), None)],
+        );
+    write_experiment(&a_dir, &a_text)?;
+    jobs.push(Job {
+        name: "a".into(),
+        seed: A_SEED,
+        sequence: Sequence::A,
+        method: None,
+        dir: a_dir.clone(),
+        depends_on: None,
+        stages: vec![("A".into(), vec![TaskKind::A])],
+        eval: ctx.clone(),
+    });
+    for &seed in &opts.seeds {
+        let seed_dir = opts.out_dir.join("runs").join(format!("seed{seed}"));
+        let av = (
+            TaskKind::AV,
+            data.task_av.as_path(),
+            Some(data.image_table.as_path()),
+        );
+        let at = (
+            TaskKind::AT,
+            data.task_at.as_path(),
+            Some(data.text_table.as_path()),
+        );
+        let stage_seed = |k: u64| seed * 1000 + k;
+        let mut push = |name: &str,
+                        sequence: Sequence,
+                        method: Option<Method>,
+                        text: String,
+                        stages: Vec<(String, Vec<TaskKind>)>|
+         -> Result<()> {
+            let dir = seed_dir.join(name);
+            write_experiment(&dir, &text)?;
+            jobs.push(Job {
+                name: name.to_string(),
+                seed,
+                sequence,
+                method,
+                dir,
+                depends_on: Some(a_dir.clone()),
+                stages,
+                eval: ctx.clone(),
+            });
+            Ok(())
+        };
+        for &m in &opts.methods {
+            let lambda = if m == Method::Finetune {
+                0.0
+            } else {
+                settings.lambda
+            };
+            // The AT stage is the same text in A → AT and A → AV → AT.
+            let at_stage = stage_toml(
+                "AT",
+                m.strategy_toml(),
+                lambda,
+                eat,
+                lat,
+                stage_seed(2),
+                settings,
+                &[at],
+            );
+            let name = format!("a-at-{}", m.name());
+            let dir = seed_dir.join(&name);
+            let text = header(&name, seed, &dir, true) + &at_stage;
+            push(
+                &name,
+                Sequence::AAt,
+                Some(m),
+                text,
+                vec![("AT".into(), vec![TaskKind::AT])],
+            )?;
+            let name = format!("a-av-at-{}", m.name());
+            let dir = seed_dir.join(&name);
+            let text = header(&name, seed, &dir, true)
+                + &stage_toml(
+                    "AV",
+                    m.strategy_toml(),
+                    lambda,
+                    eav,
+                    lav,
+                    stage_seed(1),
+                    settings,
+                    &[av],
+                )
+                + &at_stage;
+            push(
+                &name,
+                Sequence::AAvAt,
+                Some(m),
+                text,
+                vec![
+                    ("AV".into(), vec![TaskKind::AV]),
+                    ("AT".into(), vec![TaskKind::AT]),
+                ],
+            )?;
+        }
+        let name = "mt-wc";
+        let dir = seed_dir.join(name);
+        let text = header(name, seed, &dir, true)
+            + &stage_toml(
+                "AV+AT",
+                r#"{ kind = "multitask", weight_av = 0.5, weight_at = 0.5 }"#,
+                0.0,
+                eav.max(eat),
+                lav,
+                stage_seed(3),
+                settings,
+                &[av, at],
+            );
+        push(
+            name,
+            Sequence::MtWc,
+            None,
+            text,
+            vec![("AV+AT".into(), vec![TaskKind::AV, TaskKind::AT])],
+        )?;
+    }
+    Ok(jobs)
+}
+
+fn write_experiment(dir: &Path, text: &str) -> Result<()> {
+    let path = dir.join("experiment.toml");
+    if let Ok(old) = std::fs::read_to_string(&path) {
+        if old == text {
+            return Ok(());
+        }
+        tracing::info!(run = %dir.display(), "experiment changed: starting the run afresh");
+        std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    accrue_core::atomic::write(&path, text.as_bytes())?;
+    ExperimentConfig::load(&path)?;
+    Ok(())
+}
+
+fn is_done(job: &Job) -> bool {
+    job.stage_models()
+        .iter()
+        .all(|m| Job::scores_path(m).is_file())
+}
+
+/// Trains one job (resuming an interrupted run) and evaluates its stage models.
+///
+/// # Errors
+/// Training or evaluation errors.
+pub fn run_job(job: &Job, device: &burn::tensor::Device) -> Result<()> {
+    if !RunDir::new(&job.dir).final_model().is_file() {
+        let cfg = ExperimentConfig::load(&job.experiment())?;
+        accrue_continual::run_experiment_config(&cfg, device, true)?;
+    }
+    for model in job.stage_models() {
+        let out = Job::scores_path(&model);
+        if out.is_file() {
+            continue;
+        }
+        let scores = evaluate_stage_model(&job.eval, &model, device)?;
+        let text = serde_json::to_string_pretty(&scores)
+            .map_err(|e| Error::Other(format!("scores: {e}")))?;
+        accrue_core::atomic::write(&out, text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Runs every job, respecting dependencies: in this process when `opts.jobs == 1` or no
+/// binary is given, else as up to `opts.jobs` single-threaded child processes.
+///
+/// # Errors
+/// The first failing job (its log file is named).
+pub fn run_jobs(opts: &DemoOptions, jobs: &[Job], device: &burn::tensor::Device) -> Result<()> {
+    let total = jobs.len();
+    let t0 = Instant::now();
+    let mut done: Vec<bool> = jobs.iter().map(is_done).collect();
+    let skipped = done.iter().filter(|d| **d).count();
+    if skipped > 0 {
+        tracing::info!(
+            skipped,
+            "runs already complete (remove the results folder to redo)"
+        );
+    }
+    let ready = |i: usize, done: &[bool]| {
+        let j = &jobs[i];
+        j.depends_on
+            .as_ref()
+            .is_none_or(|dep| jobs.iter().zip(done).any(|(o, d)| *d && &o.dir == dep))
+    };
+    let report = |i: usize, n_done: usize| {
+        let j = &jobs[i];
+        let msg = format!(
+            "[{n_done}/{total}] {} done ({:.0} s elapsed)",
+            j.dir
+                .strip_prefix(&opts.out_dir)
+                .unwrap_or(&j.dir)
+                .display(),
+            t0.elapsed().as_secs_f64()
+        );
+        eprintln!("{msg}");
+    };
+    let exe = match (&opts.exe, opts.jobs) {
+        (Some(exe), n) if n > 1 => exe.clone(),
+        _ => {
+            while let Some(i) = (0..total).find(|&i| !done[i] && ready(i, &done)) {
+                run_job(&jobs[i], device)?;
+                done[i] = true;
+                report(i, done.iter().filter(|d| **d).count());
+            }
+            return check_all_done(jobs, &done);
+        }
+    };
+    let mut running: Vec<(usize, Child)> = Vec::new();
+    let mut started = vec![false; total];
+    let mut failure: Option<Error> = None;
+    loop {
+        while failure.is_none() && running.len() < opts.jobs {
+            let Some(i) = (0..total).find(|&i| !done[i] && !started[i] && ready(i, &done)) else {
+                break;
+            };
+            started[i] = true;
+            // A job that runs alone (nothing else is ready, e.g. stage A) gets every slot's
+            // thread; otherwise one thread per job (two single-threaded runs use 2 cores
+            // better than one run on both: measured 1.4×).
+            let others_ready =
+                (0..total).any(|k| k != i && !done[k] && !started[k] && ready(k, &done));
+            let threads = if running.is_empty() && !others_ready {
+                opts.jobs
+            } else {
+                1
+            };
+            running.push((i, spawn(&exe, &jobs[i], &opts.backend, threads)?));
+        }
+        if running.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let mut k = 0;
+        while k < running.len() {
+            let status = running[k]
+                .1
+                .try_wait()
+                .map_err(|e| Error::io(&jobs[running[k].0].dir, e))?;
+            if let Some(status) = status {
+                let (i, _) = running.remove(k);
+                if status.success() {
+                    done[i] = true;
+                    report(i, done.iter().filter(|d| **d).count());
+                } else if failure.is_none() {
+                    failure = Some(Error::Run {
+                        run: jobs[i].dir.display().to_string(),
+                        detail: format!("{status}; see {}", jobs[i].dir.join("log.txt").display()),
+                    });
+                }
+            } else {
+                k += 1;
+            }
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    check_all_done(jobs, &done)
+}
+
+fn check_all_done(jobs: &[Job], done: &[bool]) -> Result<()> {
+    match jobs.iter().zip(done).find(|(_, d)| !**d) {
+        Some((j, _)) => Err(Error::Other(format!(
+            "run {} could not start (its dependency did not finish)",
+            j.dir.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn spawn(exe: &Path, job: &Job, backend: &str, threads: usize) -> Result<Child> {
+    let job_file = job.dir.join("job.json");
+    let text =
+        serde_json::to_string_pretty(job).map_err(|e| Error::Other(format!("job file: {e}")))?;
+    std::fs::write(&job_file, text).map_err(|e| Error::io(&job_file, e))?;
+    let log_path = job.dir.join("log.txt");
+    let log = std::fs::File::create(&log_path).map_err(|e| Error::io(&log_path, e))?;
+    let err = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
+    Command::new(exe)
+        .arg("--backend")
+        .arg(backend)
+        .arg("demo-job")
+        .arg(&job_file)
+        .env("RAYON_NUM_THREADS", threads.to_string())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| Error::io(exe, e))
+}

@@ -1,0 +1,538 @@
+//! The report: one evaluation artifact per run, the paper's tables (mean ± std over seeds),
+//! the continual-learning table and matrices, and plots.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use accrue_eval::continual::{StageMatrix, summarize};
+use accrue_eval::plot::{
+    BarGroup, Series, plot_forgetting_bars, plot_stage_heatmap, plot_training_curves,
+};
+use accrue_eval::report::{
+    ContinualReport, EvalArtifact, Protocol, Provenance, StageEvaluation, sha256_file, sha256_tag,
+};
+use accrue_eval::table::{Column, TableLayout, mean_std, render_markdown};
+use serde::{Deserialize, Serialize};
+
+use super::evaluate::{StageScores, tasks};
+use super::grid::{Job, Method, Sequence};
+use super::{DemoOptions, Settings, Timings};
+use accrue_suite::suite::{ScoreRef, stage_matrix};
+use accrue_suite::{Error, Result};
+
+/// What `accrue demo` printed and wrote.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DemoReport {
+    /// The Markdown report (tables, CL metrics, settings, timings).
+    pub markdown: String,
+    /// Where it was written.
+    pub path: PathBuf,
+    /// The evaluation artifacts written (one per run and seed).
+    pub artifacts: Vec<PathBuf>,
+    /// The plots written.
+    pub plots: Vec<PathBuf>,
+}
+
+/// The score standing for `task` after `stage`, per the suite's definitions (`refs`).
+fn task_score(
+    a: &EvalArtifact,
+    stage: &str,
+    task: &str,
+    refs: &BTreeMap<String, ScoreRef>,
+) -> Option<f64> {
+    let st = a.stages.iter().find(|s| s.stage == stage)?;
+    refs.get(task)?.value_in(&st.scores)
+}
+
+/// The CL-matrix definitions, for the report text.
+const TASK_SCORES: &str = "A = linear-probe top-1 accuracy on the instrument test split; \
+AV = zero-shot accuracy through class images (g^AV vs EfficientNet-Lite0 embeddings of the \
+class images); AT = text→audio R@10 on the instrument test captions (g^AT vs MiniLM).";
+
+fn load_scores(model: &Path) -> Result<StageScores> {
+    let p = Job::scores_path(model);
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Other(format!("{}: {e}", p.display())))
+}
+
+fn stage_eval(name: &str, s: &StageScores, root: &Path) -> StageEvaluation {
+    StageEvaluation {
+        stage: name.to_string(),
+        checkpoint: s
+            .model
+            .strip_prefix(root)
+            .unwrap_or(&s.model)
+            .display()
+            .to_string(),
+        checkpoint_hash: sha256_file(&s.model).ok(),
+        scores: s.scores.clone(),
+    }
+}
+
+struct Built {
+    /// (sequence key, method label, seed, artifact)
+    runs: Vec<(&'static str, String, u64, EvalArtifact)>,
+}
+
+fn label(job: &Job) -> String {
+    match (job.sequence, job.method) {
+        (Sequence::A, _) => "A only".into(),
+        (Sequence::MtWc, _) => "MT-WC (joint AV+AT)".into(),
+        (Sequence::AAt, Some(Method::Finetune)) => "CLAP = fine-tuning".into(),
+        (_, Some(m)) => m.label().into(),
+        (_, None) => job.name.clone(),
+    }
+}
+
+fn build(opts: &DemoOptions, jobs: &[Job]) -> Result<Built> {
+    let (commit, dirty) = accrue_suite::provenance::git_commit();
+    let root = &opts.out_dir;
+    let mut out = Vec::new();
+    for job in jobs {
+        let a_job = jobs
+            .iter()
+            .find(|j| j.sequence == Sequence::A)
+            .ok_or_else(|| Error::Other("no stage-A run".into()))?;
+        let a_model = &a_job.stage_models()[0];
+        let mut stages = vec![stage_eval("A", &load_scores(a_model)?, root)];
+        if job.sequence != Sequence::A {
+            for ((name, _), model) in job.stages.iter().zip(job.stage_models()) {
+                stages.push(stage_eval(name, &load_scores(&model)?, root));
+            }
+        }
+        let config = std::fs::read(job.experiment()).map_err(|e| Error::io(job.experiment(), e))?;
+        let mut prov = Provenance::new(
+            commit.clone(),
+            sha256_tag(&config),
+            job.seed,
+            opts.backend.clone(),
+            "f32",
+        );
+        prov.git_dirty = dirty;
+        let towers: BTreeMap<String, String> = std::fs::read_to_string(&job.eval.data.towers)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        prov.frozen_towers = towers;
+        let d = &job.eval.data;
+        for (k, p) in [
+            ("task_a", &d.task_a),
+            ("task_av", &d.task_av),
+            ("task_at", &d.task_at),
+            ("test", &d.test),
+            ("test_shift", &d.shift),
+            ("tuxpaint", &d.tuxpaint),
+        ] {
+            if let Ok(h) = sha256_file(p) {
+                prov.datasets.insert(k.into(), h);
+            }
+        }
+        let mut art = EvalArtifact::new(label(job), format!("seed{}/{}", job.seed, job.name), prov);
+        art.stages = stages;
+        let key = match job.sequence {
+            Sequence::A => "A",
+            Sequence::AAt => "A-AT",
+            Sequence::AAvAt => "A-AV-AT",
+            Sequence::MtWc => "MT-WC",
+        };
+        out.push((key, label(job), job.seed, art));
+    }
+    Ok(Built { runs: out })
+}
+
+fn col(header: &str, p: Protocol, task: &str, metric: &str, dir: Option<&str>) -> Column {
+    Column::new(header, p, task, metric, dir)
+}
+
+/// A retrieval column headed `"{data} {direction} R@{k}"`, reading metric `R@{k}`.
+fn retrieval(data: &str, task: &str, direction: &str, k: usize) -> Column {
+    col(
+        &format!("{data} {direction} R@{k}"),
+        Protocol::Retrieval,
+        task,
+        &format!("R@{k}"),
+        Some(direction),
+    )
+}
+
+fn table1() -> TableLayout {
+    use tasks::*;
+    TableLayout {
+        title: "Table 1 (A → AT, audio–text), after the last stage".into(),
+        columns: vec![
+            col(
+                "ZS Instr. acc",
+                Protocol::ZeroShot,
+                INSTRUMENTS,
+                "top1_acc",
+                None,
+            ),
+            col("ZS Shift acc", Protocol::ZeroShot, SHIFT, "top1_acc", None),
+            retrieval("Instr.", INSTRUMENTS, "T2A", 1),
+            retrieval("Instr.", INSTRUMENTS, "T2A", 10),
+            retrieval("Instr.", INSTRUMENTS, "A2T", 1),
+            retrieval("Instr.", INSTRUMENTS, "A2T", 10),
+            retrieval("TuxPaint", TUXPAINT, "T2A", 10),
+            retrieval("TuxPaint", TUXPAINT, "A2T", 10),
+        ],
+        scale: 100.0,
+        decimals: 1,
+    }
+}
+
+fn table2() -> TableLayout {
+    use tasks::*;
+    TableLayout {
+        title:
+            "Table 2 (A → AV → AT), zero-shot and retrieval in all modalities, after the last stage"
+                .into(),
+        columns: vec![
+            col(
+                "ZS text Instr.",
+                Protocol::ZeroShot,
+                INSTRUMENTS,
+                "top1_acc",
+                None,
+            ),
+            col(
+                "ZS image Instr.",
+                Protocol::ZeroShot,
+                INSTRUMENTS,
+                "top1_acc",
+                Some("A2I"),
+            ),
+            retrieval("TuxPaint", TUXPAINT, "I2A", 10),
+            retrieval("TuxPaint", TUXPAINT, "A2I", 10),
+            retrieval("Instr.", INSTRUMENTS, "T2A", 10),
+            retrieval("Instr.", INSTRUMENTS, "A2T", 10),
+            retrieval("TuxPaint", TUXPAINT, "T2A", 10),
+            retrieval("TuxPaint", TUXPAINT, "A2T", 10),
+        ],
+        scale: 100.0,
+        decimals: 1,
+    }
+}
+
+fn table3() -> TableLayout {
+    use tasks::*;
+    TableLayout {
+        title: "Table 3: linear probe (HEAR grid, frozen f_a embeddings), after the last stage"
+            .into(),
+        columns: vec![
+            col(
+                "Instr. acc",
+                Protocol::LinearProbe,
+                INSTRUMENTS,
+                "top1_acc",
+                None,
+            ),
+            col("Shift acc", Protocol::LinearProbe, SHIFT, "top1_acc", None),
+            col(
+                "own head g^A acc",
+                Protocol::OwnHead,
+                INSTRUMENTS,
+                "top1_acc",
+                None,
+            ),
+        ],
+        scale: 100.0,
+        decimals: 1,
+    }
+}
+
+fn with_method(a: &EvalArtifact, method: String) -> EvalArtifact {
+    let mut a = a.clone();
+    a.method = method;
+    a
+}
+
+fn fmt_ms(values: &[f64], scale: f64) -> String {
+    match mean_std(values) {
+        None => "–".into(),
+        Some(m) if m.n == 1 => format!("{:+.1}", m.mean * scale),
+        Some(m) => format!("{:+.1} ± {:.1}", m.mean * scale, m.std * scale),
+    }
+}
+
+/// Writes artifacts, tables and plots; returns the report.
+///
+/// # Errors
+/// Missing scores (a run that did not finish), plotting or I/O errors.
+pub fn write_report(
+    opts: &DemoOptions,
+    settings: &Settings,
+    jobs: &[Job],
+    timings: &Timings,
+) -> Result<DemoReport> {
+    let dir = opts.out_dir.join("report");
+    let art_dir = dir.join("artifacts");
+    let plot_dir = dir.join("plots");
+    for d in [&art_dir, &plot_dir] {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    let mut built = build(opts, jobs)?;
+    // The scores standing for A, AV and AT: the suite's, so the table and the artifacts agree.
+    let refs = jobs
+        .first()
+        .map(|j| super::evaluate::suite(&j.eval).continual)
+        .unwrap_or_default();
+    // CL summaries per run (single-task baselines and the joint model of the same seed).
+    let find = |runs: &[(&str, String, u64, EvalArtifact)], key: &str, method: &str, seed: u64| {
+        runs.iter()
+            .find(|(k, m, s, _)| *k == key && m == method && *s == seed)
+            .map(|(_, _, _, a)| a.clone())
+    };
+    let snapshot = built.runs.clone();
+    let mut cl_rows: BTreeMap<(&str, String), Vec<accrue_eval::continual::ContinualSummary>> =
+        BTreeMap::new();
+    let mut mats: BTreeMap<(&str, String), Vec<StageMatrix>> = BTreeMap::new();
+    for (key, method, seed, art) in &mut built.runs {
+        let tasks_: &[&str] = match *key {
+            "A-AT" => &["A", "AT"],
+            "A-AV-AT" => &["A", "AV", "AT"],
+            _ => continue,
+        };
+        let names: Vec<String> = tasks_.iter().map(|t| t.to_string()).collect();
+        let r = stage_matrix(art, &names, &refs)?;
+        let w2c = find(&snapshot, "A-AV-AT", Method::Finetune.label(), *seed);
+        let clap = find(&snapshot, "A-AT", "CLAP = fine-tuning", *seed);
+        let mt = find(&snapshot, "MT-WC", "MT-WC (joint AV+AT)", *seed);
+        let single: Vec<Option<f64>> = tasks_
+            .iter()
+            .map(|t| match *t {
+                "AV" => w2c.as_ref().and_then(|a| task_score(a, "AV", "AV", &refs)),
+                "AT" => clap.as_ref().and_then(|a| task_score(a, "AT", "AT", &refs)),
+                _ => None,
+            })
+            .collect();
+        let joint: Vec<Option<f64>> = tasks_
+            .iter()
+            .map(|t| match *t {
+                "A" => None,
+                t => mt.as_ref().and_then(|a| task_score(a, "AV+AT", t, &refs)),
+            })
+            .collect();
+        let summary = summarize(&r, None, Some(&single), Some(&joint))?;
+        art.continual = Some(ContinualReport {
+            matrix: r.clone(),
+            summary: summary.clone(),
+        });
+        cl_rows
+            .entry((*key, method.clone()))
+            .or_default()
+            .push(summary);
+        mats.entry((*key, method.clone())).or_default().push(r);
+    }
+    let mut artifacts = Vec::new();
+    for (_, _, _, art) in &built.runs {
+        art.validate()?;
+        let p = art_dir.join(format!("{}.json", art.run.replace('/', "-")));
+        art.write(&p)?;
+        artifacts.push(p);
+    }
+    let of = |key: &str| -> Vec<EvalArtifact> {
+        built
+            .runs
+            .iter()
+            .filter(|(k, ..)| *k == key)
+            .map(|(.., a)| a.clone())
+            .collect()
+    };
+    let mt: Vec<EvalArtifact> = of("MT-WC");
+    let mut t1 = of("A-AT");
+    t1.extend(mt.iter().cloned());
+    // Wav2CLIP = the AV stage of fine-tuning A → AV → AT.
+    let mut t2: Vec<EvalArtifact> = of("A-AV-AT")
+        .iter()
+        .filter(|a| a.method == Method::Finetune.label())
+        .map(|a| {
+            let mut w = with_method(a, "Wav2CLIP (A → AV)".into());
+            w.stages.truncate(2);
+            w
+        })
+        .collect();
+    t2.extend(of("A-AV-AT"));
+    t2.extend(mt.iter().cloned());
+    let mut t3: Vec<EvalArtifact> = of("A");
+    for (key, suffix) in [("A-AT", " (A→AT)"), ("A-AV-AT", " (A→AV→AT)")] {
+        t3.extend(
+            of(key)
+                .iter()
+                .map(|a| with_method(a, format!("{}{suffix}", a.method))),
+        );
+    }
+    t3.extend(mt.iter().cloned());
+
+    let mut md = String::from(
+        "# InstrumentAVT-mini: continual multi-modal pre-training, the paper's grid in miniature\n\n",
+    );
+    md += &format!(
+        "Profile `{:?}`, seeds {:?}, encoder `{}` (head hidden {}), epochs A/AV/AT {:?}, batch {}, \
+         lr A/AV/AT {:?}, λ = {}; backend `{}`.\n\n",
+        opts.profile,
+        opts.seeds,
+        settings.encoder,
+        settings.head_hidden,
+        settings.epochs,
+        settings.batch_size,
+        settings.lr,
+        settings.lambda,
+        opts.backend
+    );
+    md += &render_markdown(&table1(), &t1);
+    md += "\n";
+    md += &render_markdown(&table2(), &t2);
+    md += "\n";
+    md += &render_markdown(&table3(), &t3);
+    md += "\n**Continual-learning metrics** (×100; mean ± std over seeds). ";
+    md += TASK_SCORES;
+    md += " BWT/ACC per GEM; FWT = R(i,i) − single-task baseline (Wav2CLIP for AV, CLAP for AT); \
+           forgetting per Chaudhry; intransigence against MT-WC.\n\n\
+           | Sequence | Method | n | ACC | BWT | FWT (vs single-task) | Forgetting | A after last | AV after AT |\n\
+           |---|---|---:|---:|---:|---:|---:|---:|---:|\n";
+    let order = |m: &str| {
+        [
+            "CLAP = fine-tuning",
+            "Fine-tuning",
+            "LwF",
+            "CaSSLe",
+            "Mod-X",
+        ]
+        .iter()
+        .position(|x| *x == m)
+        .unwrap_or(9)
+    };
+    let mut keys: Vec<&(&str, String)> = cl_rows.keys().collect();
+    keys.sort_by_key(|(k, m)| (*k != "A-AT", order(m)));
+    for key in keys {
+        let rows = &cl_rows[key];
+        let ms = &mats[key];
+        let pick = |f: &dyn Fn(&accrue_eval::continual::ContinualSummary) -> Option<f64>| {
+            rows.iter().filter_map(f).collect::<Vec<f64>>()
+        };
+        let last = |j: usize| -> Vec<f64> {
+            ms.iter()
+                .filter_map(|m| m.scores.last().and_then(|r| r.get(j).copied().flatten()))
+                .collect()
+        };
+        let av_after = if key.0 == "A-AV-AT" {
+            fmt_ms(&last(1), 100.0).replace('+', "")
+        } else {
+            "–".into()
+        };
+        md += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            key.0,
+            key.1,
+            rows.len(),
+            fmt_ms(&pick(&|s| s.acc), 100.0).replace('+', ""),
+            fmt_ms(&pick(&|s| s.bwt), 100.0),
+            fmt_ms(&pick(&|s| s.fwt_single_task), 100.0),
+            fmt_ms(&pick(&|s| s.forgetting), 100.0).replace('+', ""),
+            fmt_ms(&last(0), 100.0).replace('+', ""),
+            av_after,
+        );
+    }
+
+    // Mean matrices (A → AV → AT) and plots.
+    let mut plots = Vec::new();
+    md += "\n**Stage × task matrices, A → AV → AT** (mean over seeds, ×100; rows: after stage; columns: task score)\n\n";
+    let mut bars = Vec::new();
+    for ((key, method), ms) in &mats {
+        if *key != "A-AV-AT" {
+            continue;
+        }
+        let first = &ms[0];
+        let mean: Vec<Vec<Option<f64>>> = (0..first.stages.len())
+            .map(|i| {
+                (0..first.evaluations.len())
+                    .map(|j| {
+                        let v: Vec<f64> = ms.iter().filter_map(|m| m.scores[i][j]).collect();
+                        mean_std(&v).map(|m| m.mean)
+                    })
+                    .collect()
+            })
+            .collect();
+        let m = StageMatrix::new(
+            first.stages.clone(),
+            first.evaluations.clone(),
+            mean.clone(),
+        )?;
+        md += &format!("{method}: ");
+        for (i, row) in mean.iter().enumerate() {
+            let cells: Vec<String> = row
+                .iter()
+                .map(|v| v.map_or("–".into(), |v| format!("{:.1}", v * 100.0)))
+                .collect();
+            md += &format!("after {} [{}]; ", first.stages[i], cells.join(", "));
+        }
+        md += "\n\n";
+        let slug = method.to_ascii_lowercase().replace([' ', '='], "-");
+        let p = plot_dir.join(format!("matrix-a-av-at-{slug}.png"));
+        plot_stage_heatmap(&m, &format!("A-AV-AT {method}: stage x task (x100)"), &p)?;
+        plots.push(p);
+        let rows = &cl_rows[&(*key, method.clone())];
+        bars.push(BarGroup {
+            name: method.clone(),
+            values: (0..2)
+                .map(|j| {
+                    let v: Vec<f64> = rows
+                        .iter()
+                        .filter_map(|s| s.forgetting_per_task.get(j).copied().flatten())
+                        .collect();
+                    mean_std(&v).map(|m| m.mean)
+                })
+                .collect(),
+        });
+    }
+    if !bars.is_empty() {
+        let p = plot_dir.join("forgetting-a-av-at.png");
+        plot_forgetting_bars(
+            &["A (probe)".into(), "AV (image ZS)".into()],
+            &bars,
+            "Forgetting after A-AV-AT (x100, mean over seeds)",
+            &p,
+        )?;
+        plots.push(p);
+    }
+    let mut curves: Vec<Series> = Vec::new();
+    if let Some(seed) = opts.seeds.first() {
+        for job in jobs
+            .iter()
+            .filter(|j| j.seed == *seed && j.sequence == Sequence::AAvAt)
+        {
+            let log = accrue_continual::RunDir::new(&job.dir).metrics();
+            for (k, mut s) in accrue_suite::report::loss_curves(&log)
+                .into_iter()
+                .enumerate()
+            {
+                let stage = job.stages.get(k).map_or("?", |(n, _)| n.as_str());
+                s.name = format!("{} {stage}", job.method.map_or("", |m| m.label()));
+                curves.push(s);
+            }
+        }
+    }
+    if !curves.is_empty() {
+        let p = plot_dir.join("training-curves-a-av-at.png");
+        plot_training_curves(&curves, "Training loss, A-AV-AT (first seed)", &p)?;
+        plots.push(p);
+    }
+    md += "Plots: ";
+    md += &plots
+        .iter()
+        .map(|p| format!("`{}`", p.strip_prefix(&opts.out_dir).unwrap_or(p).display()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    md += &format!(
+        "\n\nTimings (s): data {:.1}, tower embeddings {:.1}, grid (train + eval) {:.1}.\n",
+        timings.data, timings.supervision, timings.grid
+    );
+    let path = opts.out_dir.join("report.md");
+    std::fs::write(&path, &md).map_err(|e| Error::io(&path, e))?;
+    Ok(DemoReport {
+        markdown: md,
+        path,
+        artifacts,
+        plots,
+    })
+}

@@ -1,0 +1,333 @@
+//! Running a model over a dataset once: embeddings, head outputs and logits, cached on disk
+//! per model file (the project's one array format) and in memory per evaluation.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use accrue_continual::config::EncoderSpec;
+use accrue_continual::{Student, SupervisionTable, TaskKind, load_student_or_encoder};
+use accrue_data::{Dataset, Loader, LoaderConfig};
+use accrue_encoders::Preset;
+use accrue_eval::Matrix;
+use accrue_eval::report::{sha256_file, sha256_tag};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+
+use super::schema::Part;
+use crate::error::{Error, Result};
+
+/// Shortest evaluation input (1 s at 32 kHz): shorter clips are zero-padded to it (as PANNs
+/// pads short clips), because the CNN's pooling needs a minimum number of frames.
+pub const MIN_EVAL_SAMPLES: usize = 32_000;
+
+/// Encoder embeddings, head outputs and logits of a dataset, row per clip.
+pub struct Embedded {
+    /// f_a (un-dropped embedding).
+    pub embedding: Matrix,
+    /// g^AV outputs, when the model has that head.
+    pub av: Option<Matrix>,
+    /// g^AT outputs, when the model has that head.
+    pub at: Option<Matrix>,
+    /// g^A logits.
+    pub logits: Matrix,
+}
+
+impl Embedded {
+    /// The head output of `kind` (`None` when the model has no such head).
+    pub fn head(&self, kind: TaskKind) -> Option<&Matrix> {
+        match kind {
+            TaskKind::AV => self.av.as_ref(),
+            TaskKind::AT => self.at.as_ref(),
+            TaskKind::A => Some(&self.logits),
+        }
+    }
+}
+
+/// Per-batch outputs collected into [`Embedded`].
+#[derive(Default)]
+struct Acc {
+    emb: Vec<Matrix>,
+    av: Vec<Matrix>,
+    at: Vec<Matrix>,
+    logits: Vec<Matrix>,
+}
+
+impl Acc {
+    fn push(&mut self, student: &Student, out: accrue_encoders::EncoderOutput) -> Result<()> {
+        if let Some(h) = &student.head_av {
+            self.av
+                .push(Matrix::from_tensor(h.forward(out.embedding.clone()))?);
+        }
+        if let Some(h) = &student.head_at {
+            self.at
+                .push(Matrix::from_tensor(h.forward(out.embedding.clone()))?);
+        }
+        self.emb.push(Matrix::from_tensor(out.embedding)?);
+        self.logits.push(Matrix::from_tensor(out.logits)?);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Embedded> {
+        Ok(Embedded {
+            embedding: cat(self.emb)?,
+            av: (!self.av.is_empty()).then(|| cat(self.av)).transpose()?,
+            at: (!self.at.is_empty()).then(|| cat(self.at)).transpose()?,
+            logits: cat(self.logits)?,
+        })
+    }
+}
+
+fn cat(parts: Vec<Matrix>) -> Result<Matrix> {
+    let cols = parts.first().map_or(0, Matrix::cols);
+    let rows = parts.iter().map(Matrix::rows).sum();
+    let data = parts
+        .iter()
+        .flat_map(|m| m.data().iter().copied())
+        .collect();
+    Ok(Matrix::new(data, rows, cols)?)
+}
+
+/// Runs `student` (eval mode) over every clip of `ds`, whole clips, `batch` at a time
+/// (zero-padded to the longest clip of the batch; use 1 for clips of different lengths).
+///
+/// # Errors
+/// Unreadable audio or shape errors.
+pub fn embed_dataset(
+    student: &Student,
+    ds: &Dataset,
+    sample_rate: u32,
+    batch: usize,
+    device: &Device,
+) -> Result<Embedded> {
+    let mut cfg = LoaderConfig::eval(sample_rate, batch);
+    cfg.prefetch = 2;
+    let loader = Loader::new(ds.clone(), cfg)?;
+    let mut acc = Acc::default();
+    for b in loader.epoch(0) {
+        let b = b?;
+        let len = b.length.max(MIN_EVAL_SAMPLES);
+        let mut audio = vec![0.0f32; b.len() * len];
+        for (i, row) in b.audio.chunks(b.length.max(1)).enumerate() {
+            audio[i * len..i * len + row.len()].copy_from_slice(row);
+        }
+        let wave = Tensor::<1>::from_floats(audio.as_slice(), device).reshape([b.len(), len]);
+        let out = student.encode(wave);
+        acc.push(student, out)?;
+    }
+    acc.finish()
+}
+
+/// Loads a stage model (encoder-only or student safetensors) into `preset`'s skeleton, in
+/// eval mode on the plain (non-autodiff) device.
+///
+/// # Errors
+/// Unknown preset, unreadable file or a key/shape mismatch (with the full report).
+pub fn load_model(
+    preset: Preset,
+    num_classes: Option<usize>,
+    path: &Path,
+    device: &Device,
+) -> Result<Student> {
+    let spec = EncoderSpec {
+        preset,
+        num_classes,
+        checkpoint: None,
+        trained_on: None,
+    };
+    let plain = device.clone().inner();
+    let skeleton = Student::new(spec.config()?.init(&plain));
+    let (student, _) = load_student_or_encoder(skeleton, path, &plain)?;
+    Ok(student.valid())
+}
+
+/// Loads a stage model like [`load_model`], reading the number of classes of g^A from the
+/// file (the `fc_audioset` weight's shape).
+///
+/// # Errors
+/// As [`load_model`].
+pub fn load_model_from_file(preset: Preset, path: &Path, device: &Device) -> Result<Student> {
+    let keys = accrue_encoders::checkpoint::safetensors_keys(path)?;
+    let classes = keys
+        .iter()
+        .find(|(k, _)| k.ends_with("fc_audioset.weight"))
+        .and_then(|(_, shape)| shape.get(1).copied());
+    load_model(preset, classes, path, device)
+}
+
+/// Decodes audio files (any format symphonia reads), resamples them to `sample_rate` and runs
+/// `student` on each whole clip (eval mode, one clip per pass).
+///
+/// # Errors
+/// Unreadable or corrupt audio (the file is named), shape errors.
+pub fn embed_files(
+    student: &Student,
+    files: &[PathBuf],
+    sample_rate: u32,
+    device: &Device,
+) -> Result<Embedded> {
+    let plain = device.clone().inner();
+    let mut acc = Acc::default();
+    for f in files {
+        let d = accrue_audio::decode::decode_file(f)
+            .map_err(|e| Error::Other(format!("{}: {e}", f.display())))?;
+        let mut wave = accrue_audio::resample::resample(&d.samples, d.sample_rate, sample_rate)
+            .map_err(|e| Error::Other(format!("{}: {e}", f.display())))?;
+        wave.resize(wave.len().max(MIN_EVAL_SAMPLES), 0.0);
+        let n = wave.len();
+        let out = student.encode(Tensor::<1>::from_floats(wave.as_slice(), &plain).reshape([1, n]));
+        acc.push(student, out)?;
+    }
+    acc.finish()
+}
+
+pub(crate) fn table_rows(table: &SupervisionTable, keys: &[String]) -> Result<Matrix> {
+    let rows: Vec<Vec<f32>> = keys
+        .iter()
+        .map(|k| {
+            table
+                .entries
+                .get(k)
+                .cloned()
+                .ok_or_else(|| Error::Missing(format!("no tower embedding for `{k}`")))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Matrix::from_rows(&rows)?)
+}
+
+pub(crate) fn head_name(kind: TaskKind) -> &'static str {
+    match kind {
+        TaskKind::A => "g_A",
+        TaskKind::AV => "g_AV",
+        TaskKind::AT => "g_AT",
+    }
+}
+
+/// The four matrices of an [`Embedded`] in the project's one array format (empty heads stored
+/// as `[0, 0]`).
+fn write_embedded(path: &Path, e: &Embedded) -> Result<()> {
+    let empty = Matrix::new(Vec::new(), 0, 0)?;
+    let mats = [
+        ("embedding", &e.embedding),
+        ("g_AV", e.av.as_ref().unwrap_or(&empty)),
+        ("g_AT", e.at.as_ref().unwrap_or(&empty)),
+        ("logits", &e.logits),
+    ];
+    let shapes: Vec<[usize; 2]> = mats.iter().map(|(_, m)| [m.rows(), m.cols()]).collect();
+    let arrays: Vec<(&str, &[usize], &[f32])> = mats
+        .iter()
+        .zip(&shapes)
+        .map(|((name, m), shape)| (*name, shape.as_slice(), m.data()))
+        .collect();
+    accrue_core::arrays::write(path, &arrays, &Default::default())?;
+    Ok(())
+}
+
+/// Reads a cache entry; `None` (recompute) when it is missing or malformed.
+fn read_embedded(path: &Path) -> Option<Embedded> {
+    if !path.is_file() {
+        return None;
+    }
+    let mut file = match accrue_core::arrays::read(path) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!("ignoring an unreadable embedding cache entry: {e}");
+            return None;
+        }
+    };
+    let mut take = |name: &str| -> Option<Matrix> {
+        let a = file.take(path, name).ok()?;
+        let [rows, cols] = a.shape[..] else {
+            return None;
+        };
+        Matrix::new(a.data, rows, cols).ok()
+    };
+    Some(Embedded {
+        embedding: take("embedding")?,
+        av: take("g_AV").filter(|m| m.rows() > 0),
+        at: take("g_AT").filter(|m| m.rows() > 0),
+        logits: take("logits")?,
+    })
+}
+
+/// Caches tables and embedded datasets within one model's evaluation.
+pub(crate) struct Ctx<'a> {
+    pub(crate) student: &'a Student,
+    /// Disk cache of embeddings and the model's identity (file sha256), when enabled.
+    disk: Option<(PathBuf, String)>,
+    pub(crate) device: Device,
+    sample_rate: u32,
+    embedded: BTreeMap<String, (Dataset, Embedded)>,
+    tables: BTreeMap<PathBuf, SupervisionTable>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for one model; `disk` is the cache folder and the model's identity.
+    pub(crate) fn new(
+        student: &'a Student,
+        disk: Option<(PathBuf, String)>,
+        device: Device,
+        sample_rate: u32,
+    ) -> Self {
+        Self {
+            student,
+            disk,
+            device,
+            sample_rate,
+            embedded: BTreeMap::new(),
+            tables: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn data(&mut self, part: &Part) -> Result<&(Dataset, Embedded)> {
+        let key = format!(
+            "{}#{:?}#{}",
+            part.manifest.display(),
+            part.split,
+            part.batch_size
+        );
+        if !self.embedded.contains_key(&key) {
+            let ds = part.read()?;
+            if ds.examples.is_empty() {
+                return Err(Error::Other(format!("{key}: no clips")));
+            }
+            let batch = part.batch_size.max(1);
+            let file = match &self.disk {
+                Some((dir, model)) => {
+                    let manifest = sha256_file(&part.manifest)?;
+                    let id = sha256_tag(
+                        format!(
+                            "{model}|{manifest}|{:?}|{batch}|{}",
+                            part.split, self.sample_rate
+                        )
+                        .as_bytes(),
+                    );
+                    let hex = id.trim_start_matches("sha256:");
+                    Some(dir.join(format!("{}.safetensors", &hex[..32.min(hex.len())])))
+                }
+                None => None,
+            };
+            let cached = file.as_deref().and_then(read_embedded);
+            let e = match cached {
+                Some(e) if e.embedding.rows() == ds.examples.len() => e,
+                _ => {
+                    let e =
+                        embed_dataset(self.student, &ds, self.sample_rate, batch, &self.device)?;
+                    if let Some(f) = &file {
+                        write_embedded(f, &e)?;
+                    }
+                    e
+                }
+            };
+            self.embedded.insert(key.clone(), (ds, e));
+        }
+        Ok(&self.embedded[&key])
+    }
+
+    pub(crate) fn table(&mut self, path: &Path) -> Result<&SupervisionTable> {
+        if !self.tables.contains_key(path) {
+            let t = SupervisionTable::load(path)?;
+            self.tables.insert(path.to_path_buf(), t);
+        }
+        Ok(&self.tables[path])
+    }
+}

@@ -1,0 +1,53 @@
+//! Declared evaluation suites: what `accrue eval` runs on every stage model of a run.
+//!
+//! The runner is split by protocol: [`schema`] (the suite file), [`embedding`] (running a
+//! model over a dataset once, the on-disk embedding cache), [`probe`], [`zero_shot`],
+//! [`retrieval`], and [`run`] (a stage model, a whole run, the CL matrix).
+//!
+//! A suite (TOML or JSON) lists linear-probe, zero-shot and retrieval tasks over accrue-data
+//! manifests; frozen-tower embeddings come from supervision tables (built with `accrue embed`
+//! or by `accrue demo`), so no tower runs during evaluation. Evaluation is eval mode (no
+//! dropout, BatchNorm running statistics); the only thing trained is the probe head.
+//!
+//! ```toml
+//! cache_dir = "embeddings"        # optional: keep each model's embeddings on disk
+//!
+//! [[probe]]                       # HEAR linear probe on f_a (method-spec §6.1)
+//! name = "ESC-50"
+//! train = { manifest = "esc50.jsonl", split = "train" }
+//! valid = { manifest = "esc50.jsonl", split = "valid" }
+//! test  = { manifest = "esc50.jsonl", split = "test" }
+//! own_head = true                 # also score g^A (the model's own classifier)
+//!
+//! [[zero_shot]]                   # §6.2: prompts (AT) or class images (AV)
+//! name = "ESC-50"
+//! head = "AT"
+//! data = { manifest = "esc50.jsonl" }
+//! table = "text-table.json"
+//! templates = ["this is a sound of {label}."]
+//!
+//! [[retrieval]]                   # §6.3: captions (AT, Clotho rule) or images (AV), both ways
+//! name = "Clotho"
+//! head = "AT"
+//! data = { manifest = "clotho-eval.jsonl" }
+//! table = "text-table.json"
+//!
+//! [continual.AT]                  # optional: the score standing for each task in the CL matrix
+//! protocol = "retrieval"
+//! task = "Clotho"
+//! metric = "R@10"
+//! direction = "T2A"
+//! ```
+
+pub mod embedding;
+pub mod probe;
+pub mod retrieval;
+pub mod run;
+pub mod schema;
+pub mod zero_shot;
+
+pub use embedding::{
+    Embedded, MIN_EVAL_SAMPLES, embed_dataset, embed_files, load_model, load_model_from_file,
+};
+pub use run::{StageScores, evaluate_model, evaluate_run, evaluate_stage_model, stage_matrix};
+pub use schema::{EvalSuite, NamedPart, Part, ProbeTask, RetrievalTask, ScoreRef, ZeroShotTask};

@@ -1,0 +1,218 @@
+//! Evaluating a model, a stage model and a whole run; the stage × task matrix.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use accrue_continual::{ExperimentConfig, RunDir, Student};
+use accrue_encoders::Preset;
+use accrue_eval::continual::{StageMatrix, summarize};
+use accrue_eval::report::{
+    ContinualReport, EvalArtifact, Provenance, Score, StageEvaluation, sha256_file, sha256_tag,
+};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::embedding::{Ctx, load_model};
+use super::schema::{EvalSuite, ScoreRef};
+use super::{probe, retrieval, zero_shot};
+use crate::error::{Error, Result};
+use crate::provenance::git_commit;
+
+/// The stage × task matrix of an artifact: row `i` is its stage `i`, column `j` the score
+/// `refs[tasks[j]]` after that stage (`None` when absent).
+///
+/// # Errors
+/// A matrix that is not square (one task per stage).
+pub fn stage_matrix(
+    art: &EvalArtifact,
+    tasks: &[String],
+    refs: &BTreeMap<String, ScoreRef>,
+) -> Result<StageMatrix> {
+    let scores = art
+        .stages
+        .iter()
+        .map(|st| {
+            tasks
+                .iter()
+                .map(|k| refs.get(k).and_then(|r| r.value_in(&st.scores)))
+                .collect()
+        })
+        .collect();
+    Ok(StageMatrix::new(
+        art.stages.iter().map(|s| s.stage.clone()).collect(),
+        tasks.to_vec(),
+        scores,
+    )?)
+}
+
+/// Every score of `suite` for one loaded model. Tasks needing a head the model does not have
+/// yet are skipped (e.g. retrieval before the first AT stage). `model_sha256` identifies the
+/// model for the suite's embedding cache (no caching without it).
+///
+/// # Errors
+/// Unreadable data or tables, missing embeddings, evaluation errors.
+pub fn evaluate_model(
+    suite: &EvalSuite,
+    student: &Student,
+    model_sha256: Option<&str>,
+    sample_rate: u32,
+    device: &Device,
+) -> Result<Vec<Score>> {
+    let mut ctx = Ctx::new(
+        student,
+        suite
+            .cache_dir
+            .clone()
+            .zip(model_sha256.map(str::to_string)),
+        device.clone().inner(),
+        sample_rate,
+    );
+    let mut scores = Vec::new();
+    for t in &suite.probe {
+        scores.extend(probe::scores(&mut ctx, t)?);
+    }
+    for t in &suite.zero_shot {
+        scores.extend(zero_shot::score(&mut ctx, t)?);
+    }
+    for t in &suite.retrieval {
+        scores.extend(retrieval::scores(&mut ctx, t)?);
+    }
+    Ok(scores)
+}
+
+/// The scores of one stage model, with timing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageScores {
+    /// The model file.
+    pub model: PathBuf,
+    /// Every score.
+    pub scores: Vec<Score>,
+    /// Evaluation time, seconds.
+    pub seconds: f64,
+}
+
+/// Loads and evaluates one stage model.
+///
+/// # Errors
+/// As [`load_model`] and [`evaluate_model`].
+pub fn evaluate_stage_model(
+    suite: &EvalSuite,
+    preset: Preset,
+    num_classes: Option<usize>,
+    model: &Path,
+    device: &Device,
+) -> Result<StageScores> {
+    let t0 = Instant::now();
+    let student = load_model(preset, num_classes, model, device)?;
+    let hash = if suite.cache_dir.is_some() {
+        Some(sha256_file(model)?)
+    } else {
+        None
+    };
+    let scores = evaluate_model(suite, &student, hash.as_deref(), 32_000, device)?;
+    let seconds = t0.elapsed().as_secs_f64();
+    tracing::info!(model = %model.display(), seconds, "stage model evaluated");
+    Ok(StageScores {
+        model: model.to_path_buf(),
+        scores,
+        seconds,
+    })
+}
+
+/// `accrue eval`: evaluates every stage model of a finished (or partly finished) run on
+/// `suite` and returns the artifact (stages in training order; stages without a model yet are
+/// skipped). `run` is the experiment file, or a directory holding it as `experiment.toml`.
+///
+/// # Errors
+/// No `experiment.toml` in `run_dir`, or as [`evaluate_stage_model`].
+pub fn evaluate_run(
+    run_dir: &Path,
+    suite: &EvalSuite,
+    method: Option<&str>,
+    backend: &str,
+    device: &Device,
+) -> Result<EvalArtifact> {
+    let exp_path = if run_dir.is_dir() {
+        RunDir::new(run_dir).experiment()
+    } else {
+        run_dir.to_path_buf()
+    };
+    let exp = ExperimentConfig::load(&exp_path)?;
+    let (commit, dirty) = git_commit();
+    let bytes = std::fs::read(&exp_path).map_err(|e| Error::io(&exp_path, e))?;
+    let seed = exp.stages.first().map_or(0, |s| s.seed);
+    let mut prov = Provenance::new(commit, sha256_tag(&bytes), seed, backend, "f32");
+    prov.git_dirty = dirty;
+    for stage in &exp.stages {
+        for t in &stage.tasks {
+            if let Some(table) = &t.supervision
+                && let Ok(h) = sha256_file(table)
+            {
+                prov.frozen_towers
+                    .insert(format!("{} table {}", t.kind, table.display()), h);
+            }
+            if let Ok(h) = sha256_file(&t.manifest) {
+                prov.datasets.insert(t.manifest.display().to_string(), h);
+            }
+        }
+    }
+    let method = method.map_or_else(
+        || {
+            exp.stages.last().map_or("unknown".into(), |s| {
+                s.strategy.build().map_or("unknown".into(), |b| {
+                    use accrue_continual::Strategy;
+                    b.name()
+                })
+            })
+        },
+        str::to_string,
+    );
+    let mut art = EvalArtifact::new(method, exp.name.clone(), prov);
+    for (i, stage) in exp.stages.iter().enumerate() {
+        let model = RunDir::new(&exp.output_dir).stage_model(i, &stage.name);
+        if !model.is_file() {
+            tracing::warn!(stage = stage.name, "no stage model yet; skipped");
+            continue;
+        }
+        let s = evaluate_stage_model(
+            suite,
+            exp.encoder.preset,
+            exp.encoder.num_classes,
+            &model,
+            device,
+        )?;
+        art.stages.push(StageEvaluation {
+            stage: stage.name.clone(),
+            checkpoint: model.display().to_string(),
+            checkpoint_hash: sha256_file(&model).ok(),
+            scores: s.scores,
+        });
+    }
+    if !suite.continual.is_empty() {
+        art.continual = continual_section(&art, &exp, suite)?;
+    }
+    art.validate()?;
+    Ok(art)
+}
+
+/// The stage × task matrix of a run: task `j` is stage `j`'s (first) task kind, scored by the
+/// suite's [`ScoreRef`] for that kind; a missing score is `None`.
+fn continual_section(
+    art: &EvalArtifact,
+    exp: &ExperimentConfig,
+    suite: &EvalSuite,
+) -> Result<Option<ContinualReport>> {
+    let kinds: Vec<String> = exp
+        .stages
+        .iter()
+        .filter(|s| art.stages.iter().any(|e| e.stage == s.name))
+        .filter_map(|s| s.tasks.first().map(|t| t.kind.to_string()))
+        .collect();
+    if kinds.len() < 2 || kinds.iter().any(|k| !suite.continual.contains_key(k)) {
+        return Ok(None);
+    }
+    let matrix = stage_matrix(art, &kinds, &suite.continual)?;
+    let summary = summarize(&matrix, None, None, None)?;
+    Ok(Some(ContinualReport { matrix, summary }))
+}

@@ -1,0 +1,181 @@
+//! `accrue eval` and `accrue report` on the output of the trainer's integration experiment
+//! (A → AV → AT with LwF, tiny encoder, synthetic clips): every stage model is evaluated on a
+//! declared suite (linear probe, zero-shot, retrieval both ways), the artifact validates
+//! against the documented schema, and the report renders its tables and plots.
+
+#[path = "../../accrue-continual/tests/common/mod.rs"]
+mod common;
+#[path = "../examples/evaluate.rs"]
+mod evaluate_example;
+
+use accrue::eval::report::{EvalArtifact, Protocol};
+use accrue::eval::schema::schema_errors;
+use accrue_continual::{SupervisionTable, run_experiment};
+use accrue_suite::suite::{EvalSuite, evaluate_run};
+use common::{stage, write_data, write_experiment};
+
+const SUITE: &str = r#"
+[[probe]]
+name = "Synth"
+train = { manifest = "train.jsonl", batch_size = 4 }
+valid = { manifest = "valid.jsonl" }
+test = { manifest = "valid.jsonl" }
+max_epochs = 30
+own_head = true
+
+[[zero_shot]]
+name = "Synth"
+head = "AT"
+data = { manifest = "valid.jsonl" }
+table = "clip_text.json"
+templates = ["a {label} sound", "the {label}"]
+
+[[retrieval]]
+name = "Synth"
+head = "AT"
+data = { manifest = "valid.jsonl" }
+table = "clip_text.json"
+
+[[retrieval]]
+name = "Synth"
+head = "AV"
+data = { manifest = "valid.jsonl" }
+table = "clip_image.json"
+
+[continual.A]
+protocol = "linear_probe"
+task = "Synth"
+metric = "top1_acc"
+
+[continual.AV]
+protocol = "retrieval"
+task = "Synth"
+metric = "R@10"
+direction = "I2A"
+
+[continual.AT]
+protocol = "retrieval"
+task = "Synth"
+metric = "R@10"
+direction = "T2A"
+"#;
+
+#[test]
+fn eval_and_report_run_on_the_integration_experiment() {
+    unsafe { std::env::set_var("ACCRUE_NO_PROGRESS", "1") };
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_data(dir.path());
+    // Zero-shot prompts need text-tower embeddings too: add them to the text table.
+    let table_path = dir.path().join("clip_text.json");
+    let mut table = SupervisionTable::load(&table_path).expect("table");
+    for (i, class) in ["bird", "dog", "siren"].iter().enumerate() {
+        for (k, t) in ["a {label} sound", "the {label}"].iter().enumerate() {
+            let v: Vec<f32> = (0..common::DIM)
+                .map(|d| ((i * 5 + k + d * 3) % 7) as f32 - 3.0)
+                .collect();
+            table.entries.insert(t.replace("{label}", class), v);
+        }
+    }
+    table.save(&table_path).expect("save");
+    let stages = vec![
+        stage("A", &["A"], "{ kind = \"finetune\" }", ""),
+        stage("AV", &["AV"], "{ kind = \"lwf\" }", ""),
+        stage("AT", &["AT"], "{ kind = \"lwf\" }", ""),
+    ];
+    let exp = write_experiment(dir.path(), "lwf.toml", "out", &stages);
+    run_experiment(&exp, false).expect("trains");
+
+    let suite_path = dir.path().join("suite.toml");
+    std::fs::write(&suite_path, SUITE).expect("suite");
+    let suite = EvalSuite::load(&suite_path).expect("suite parses");
+    let device = burn::tensor::Device::default();
+    let art = evaluate_run(&exp, &suite, Some("LwF"), "flex", &device).expect("evaluates");
+
+    // Every stage was evaluated; heads appear only once their stage has run.
+    let names: Vec<&str> = art.stages.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(names, ["A", "AV", "AT"]);
+    let has = |stage: &str, p: Protocol, dir: Option<&str>| {
+        art.score(
+            Some(stage),
+            p,
+            "Synth",
+            if p == Protocol::ZeroShot || p == Protocol::LinearProbe || p == Protocol::OwnHead {
+                "top1_acc"
+            } else {
+                "R@10"
+            },
+            dir,
+        )
+        .is_some()
+    };
+    assert!(has("A", Protocol::LinearProbe, None));
+    assert!(has("A", Protocol::OwnHead, None));
+    assert!(!has("A", Protocol::Retrieval, Some("T2A")));
+    assert!(has("AV", Protocol::Retrieval, Some("I2A")));
+    assert!(!has("AV", Protocol::ZeroShot, None));
+    assert!(has("AT", Protocol::ZeroShot, None));
+    assert!(has("AT", Protocol::Retrieval, Some("A2T")));
+    for s in art.stages.iter().flat_map(|s| &s.scores) {
+        assert!((0.0..=1.0).contains(&s.value), "{s:?}");
+    }
+    let c = art.continual.as_ref().expect("CL section");
+    assert_eq!(c.matrix.evaluations, ["A", "AV", "AT"]);
+    assert!(c.matrix.scores[0][1].is_none() && c.matrix.scores[2][2].is_some());
+    assert!(c.summary.bwt.is_some());
+
+    // The artifact validates against the schema and round-trips.
+    let path = dir.path().join("eval.json");
+    art.write(&path).expect("write");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("JSON");
+    assert_eq!(schema_errors(&doc), Vec::<String>::new());
+    assert_eq!(EvalArtifact::read(&path).expect("read back"), art);
+
+    // With an embedding cache, a first evaluation fills it and a second reads it: the same
+    // scores each time, and the same as without the cache.
+    let cached_suite = dir.path().join("suite-cached.toml");
+    std::fs::write(&cached_suite, format!("cache_dir = \"emb-cache\"\n{SUITE}")).expect("suite");
+    let cached = EvalSuite::load(&cached_suite).expect("suite parses");
+    for round in 0..2 {
+        let again = evaluate_run(&exp, &cached, Some("LwF"), "flex", &device).expect("evaluates");
+        assert_eq!(again.stages, art.stages, "round {round}");
+    }
+    let entries = std::fs::read_dir(dir.path().join("emb-cache"))
+        .expect("cache dir")
+        .count();
+    assert_eq!(entries, 3 * 2, "3 stage models x 2 distinct manifests");
+
+    // The `evaluate` example (the same library calls) writes the same scores.
+    let via_example = dir.path().join("example-eval.json");
+    let ex = evaluate_example::run(&exp, &suite_path, &via_example).expect("example runs");
+    assert_eq!(ex.stages, art.stages);
+    assert!(via_example.is_file());
+
+    // The report renders tables and plots (non-empty PNGs).
+    let out = dir.path().join("report");
+    let log = dir.path().join("out/metrics.jsonl");
+    let curves = vec![("LwF".to_string(), log)];
+    let report = accrue_suite::report::render(&[art.clone(), art], &curves, &out).expect("report");
+    assert!(
+        report.markdown.contains("| LwF | 2 |"),
+        "{}",
+        report.markdown
+    );
+    // A heatmap per artifact, the forgetting bars, the training curves.
+    assert_eq!(report.plots.len(), 4, "{:?}", report.plots);
+    assert!(out.join("training-curves.png").is_file());
+    for p in &report.plots {
+        let bytes = std::fs::read(p).expect("plot");
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 2000,
+            "{}",
+            p.display()
+        );
+    }
+
+    // A suite with an unknown key is refused, naming it.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, SUITE.replace("max_epochs", "max_epoch")).expect("write");
+    let err = EvalSuite::load(&bad).expect_err("unknown key").to_string();
+    assert!(err.contains("max_epoch"), "{err}");
+}
