@@ -1,8 +1,8 @@
 //! The PANNs log-mel front end as a Burn module.
 //!
 //! Paper: Kong et al., "PANNs: Large-Scale Pretrained Audio Neural Networks for Audio Pattern
-//! Recognition", TASLP 2020. Reference implementation: `qiuqiangkong/torchlibrosa`
-//! (`torchlibrosa/stft.py`: `Spectrogram`, `LogmelFilterBank`; `augmentation.py`:
+//! Recognition", TASLP 2020. Reference implementation:
+//! `qiuqiangkong/torchlibrosa@f32fd82935c34eb3a2713fc89c4fe68edff61cce` (`torchlibrosa/stft.py`: `Spectrogram`, `LogmelFilterBank`; `augmentation.py`:
 //! `SpecAugmentation`) as used by `qiuqiangkong/audioset_tagging_cnn:pytorch/models.py`.
 //! Exact specification: method-spec §1.1–1.3.
 //!

@@ -479,7 +479,7 @@ fn spawn(exe: &Path, job: &Job, backend: &str, threads: usize) -> Result<Child> 
     let job_file = job.dir.join("job.json");
     let text =
         serde_json::to_string_pretty(job).map_err(|e| Error::Other(format!("job file: {e}")))?;
-    std::fs::write(&job_file, text).map_err(|e| Error::io(&job_file, e))?;
+    accrue_core::atomic::write(&job_file, text.as_bytes())?;
     let log_path = job.dir.join("log.txt");
     let log = std::fs::File::create(&log_path).map_err(|e| Error::io(&log_path, e))?;
     let err = log.try_clone().map_err(|e| Error::io(&log_path, e))?;

@@ -528,7 +528,7 @@ pub fn write_report(
         timings.data, timings.supervision, timings.grid
     );
     let path = opts.out_dir.join("report.md");
-    std::fs::write(&path, &md).map_err(|e| Error::io(&path, e))?;
+    accrue_core::atomic::write(&path, md.as_bytes())?;
     Ok(DemoReport {
         markdown: md,
         path,

@@ -3,7 +3,8 @@
 //!
 //! Paper: Kong et al., "PANNs: Large-Scale Pretrained Audio Neural Networks for Audio Pattern
 //! Recognition", TASLP 2020. Reference implementation:
-//! `qiuqiangkong/audioset_tagging_cnn:pytorch/models.py` (`Cnn14`, `Cnn10`, `Cnn6`), as shipped
+//! `qiuqiangkong/audioset_tagging_cnn@542c8c8bbb4287de5b2b622bc502423b27474b33:pytorch/models.py`
+//! (`Cnn14`, `Cnn10`, `Cnn6`), as shipped
 //! in PyPI `panns-hear==0.2.1` (`panns_hear/models.py`, `Cnn14`). Trainable parameters:
 //! Cnn14 80,753,615; Cnn10 5,219,279; Cnn6 4,837,455.
 //!

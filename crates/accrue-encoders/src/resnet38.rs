@@ -2,7 +2,8 @@
 //!
 //! Paper: Kong et al., "PANNs: Large-Scale Pretrained Audio Neural Networks for Audio Pattern
 //! Recognition", TASLP 2020. Reference implementation:
-//! `qiuqiangkong/audioset_tagging_cnn:pytorch/models.py` (`ResNet38`, `_ResNet`,
+//! `qiuqiangkong/audioset_tagging_cnn@542c8c8bbb4287de5b2b622bc502423b27474b33:pytorch/models.py`
+//! (`ResNet38`, `_ResNet`,
 //! `_ResnetBasicBlock`, `ConvBlock`); checkpoint `ResNet38_mAP=0.434.pth` (Zenodo 3987831).
 //! Exact specification: method-spec §1.4–1.7. 73,783,247 trainable parameters.
 //!

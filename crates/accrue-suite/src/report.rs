@@ -186,7 +186,7 @@ pub fn render(
         md += "\n";
     }
     let path = out_dir.join("report.md");
-    std::fs::write(&path, &md).map_err(|e| Error::io(&path, e))?;
+    accrue_core::atomic::write(&path, md.as_bytes())?;
     Ok(Report {
         markdown: md,
         plots,

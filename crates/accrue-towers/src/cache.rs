@@ -51,7 +51,8 @@ impl EmbeddingCache {
                 ));
             }
         } else {
-            std::fs::write(&id_path, record.to_string()).map_err(|e| Error::io(&id_path, e))?;
+            accrue_core::atomic::write(&id_path, record.to_string().as_bytes())
+                .map_err(|e| cache_err(&id_path, e.to_string()))?;
         }
         let mut cache = Self {
             dir: dir.clone(),
