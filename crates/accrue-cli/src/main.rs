@@ -7,9 +7,10 @@ use accrue::audio::decode::decode_file;
 use accrue::audio::frontend::FrontEndConfig;
 use accrue::audio::resample::resample;
 use accrue::backend::{BackendKind, device};
+use accrue::continual::RunDir;
 use accrue::encoders::Preset;
 use accrue_cli::tools::{
-    EmbedOptions, TowerChoice, checkpoint_info, embed_manifest, import_pytorch, preset_config,
+    EmbedOptions, TowerChoice, checkpoint_info, embed_manifest, import_pytorch,
 };
 use accrue_demo::{DemoOptions, Method, Profile};
 use anyhow::{Context, Result};
@@ -282,7 +283,7 @@ fn main() -> Result<()> {
             let art =
                 accrue_suite::evaluate_run(&run, &suite, method.as_deref(), &backend, &device)
                     .with_context(|| format!("evaluating {}", run.display()))?;
-            let out = out.unwrap_or_else(|| run.join("eval.json"));
+            let out = out.unwrap_or_else(|| RunDir::new(&run).eval_artifact());
             art.write(&out)?;
             for st in &art.stages {
                 println!("stage {}: {} scores", st.stage, st.scores.len());
@@ -318,7 +319,7 @@ fn main() -> Result<()> {
                 .iter()
                 .zip(&runs)
                 .filter_map(|(p, r)| {
-                    let log = p.parent()?.join("metrics.jsonl");
+                    let log = RunDir::new(p.parent()?).metrics();
                     log.is_file()
                         .then(|| (format!("{} ({})", r.method, r.run), log))
                 })
@@ -413,7 +414,7 @@ fn main() -> Result<()> {
             num_classes,
             json,
         } => {
-            let config = preset.map(|p| preset_config(p, num_classes)).transpose()?;
+            let config = preset.map(|p| p.config(num_classes)).transpose()?;
             let info = checkpoint_info(&checkpoint, config.as_ref(), &device)
                 .with_context(|| format!("reading {}", checkpoint.display()))?;
             if json {
@@ -452,7 +453,7 @@ fn main() -> Result<()> {
             out,
             allow_partial,
         } => {
-            let config = preset_config(preset, num_classes)?;
+            let config = preset.config(num_classes)?;
             let report = import_pytorch(&input, &config, &out, allow_partial, &device)
                 .with_context(|| format!("importing {} as {}", input.display(), preset.name()))?;
             if report.is_clean() {

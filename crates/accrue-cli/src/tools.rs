@@ -4,7 +4,7 @@
 //!
 //! Each tool is one function that returns a serialisable summary, so that it can be tested
 //! and scripted without the command line. Model-facing functions take an explicit
-//! [`AnyEncoderConfig`]; [`preset_config`] maps the command line's preset names to one.
+//! [`AnyEncoderConfig`]; `Preset::config` maps the command line's preset names to one.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,15 +30,6 @@ use serde::{Serialize, Serializer};
 use accrue_suite::supervision::{dataset_captions, dataset_images, image_table, text_table};
 use accrue_suite::{Error, Result};
 
-/// The configuration of a named preset with an optional number of classes (default: the
-/// preset's, 527), validated.
-///
-/// # Errors
-/// A configuration that cannot describe a network (e.g. 0 classes).
-pub fn preset_config(preset: Preset, num_classes: Option<usize>) -> Result<AnyEncoderConfig> {
-    Ok(preset.config(num_classes)?)
-}
-
 /// Builds the encoder of `cfg` (validated first) on `device` without autodiff.
 fn build(cfg: &AnyEncoderConfig, device: &Device) -> Result<AnyEncoder> {
     cfg.validate()?;
@@ -50,16 +41,6 @@ fn pytorch_remaps(encoder: &AnyEncoder) -> Vec<(String, String)> {
     match encoder {
         AnyEncoder::ResNet38(_) => ResNet38::pytorch_key_remaps(),
         AnyEncoder::Cnn(m) => m.pytorch_key_remaps(),
-    }
-}
-
-/// Creates the directory that will hold `path`.
-fn create_parent(path: &Path) -> Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
-        }
-        _ => Ok(()),
     }
 }
 
@@ -228,15 +209,8 @@ pub fn embed_manifest(opts: &EmbedOptions, device: &Device) -> Result<EmbedSumma
             (table, tower.identity().clone(), computed)
         }
     };
-    create_parent(&opts.out)?;
-    let mut tmp = opts.out.as_os_str().to_owned();
-    tmp.push(".partial");
-    let tmp = PathBuf::from(tmp);
-    table.save(&tmp)?;
-    std::fs::rename(&tmp, &opts.out).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(&opts.out, e)
-    })?;
+    // Atomic, and creates the folder: a failed write keeps the previous table.
+    table.save(&opts.out)?;
     tracing::info!(out = %opts.out.display(), rows = table.entries.len(), computed, "supervision table written");
     Ok(EmbedSummary {
         out: opts.out.clone(),
@@ -810,7 +784,6 @@ pub fn import_pytorch(
     if !report.is_clean() {
         tracing::warn!(input = %input.display(), %report, "partial import");
     }
-    create_parent(out)?;
     save_safetensors(&encoder, out)?;
     tracing::info!(
         input = %input.display(),

@@ -22,7 +22,7 @@ use accrue::encoders::{
 };
 use accrue_cli::tools::{
     CheckpointFormat, EmbedOptions, Layout, TowerChoice, checkpoint_info, embed_manifest,
-    import_pytorch, preset_config,
+    import_pytorch,
 };
 use accrue_suite::Error;
 use burn::module::Module;
@@ -313,14 +313,14 @@ fn missing_corrupt_and_truncated_files_are_errors_not_panics() {
 
     // Invalid configurations are errors, not panics in `init`.
     assert!("resnet99".parse::<Preset>().is_err());
-    assert!(preset_config(Preset::ResNet38Tiny, Some(0)).is_err());
+    assert!(Preset::ResNet38Tiny.config(Some(0)).is_err());
     let AnyEncoderConfig::ResNet38(zero) = resnet38_small() else {
         unreachable!("a ResNet-38 config")
     };
     let zero = AnyEncoderConfig::ResNet38(zero.with_num_classes(0));
     assert!(import_pytorch(&fixture("resnet38_small.pth"), &zero, &out, false, &device).is_err());
     assert!(checkpoint_info(&fixture("resnet38_small.pth"), Some(&zero), &device).is_err());
-    assert!(preset_config(Preset::Cnn14Tiny, Some(16)).is_ok());
+    assert!(Preset::Cnn14Tiny.config(Some(16)).is_ok());
 }
 
 #[test]

@@ -61,5 +61,5 @@ pub use strategy::{
 pub use supervision::SupervisionTable;
 pub use trainer::{
     RunSummary, StageSummary, load_student_or_encoder, run_experiment, run_experiment_config,
-    run_experiment_on, stage_model_path,
+    run_experiment_on,
 };

@@ -3,7 +3,7 @@
 //! their own.
 //!
 //! ```text
-//! <run>/experiment.toml              the experiment as run (written by the trainer)
+//! <run>/experiment.toml              the experiment as run (the main job writes it there)
 //! <run>/metrics.jsonl                one JSON object per step / validation / stage end
 //! <run>/checkpoints/latest           name of the newest complete checkpoint
 //! <run>/checkpoints/ckpt-NNNNNN/     state.json, student.bpk, aux.bpk, optim.bin, …

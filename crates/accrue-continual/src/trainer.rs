@@ -29,6 +29,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use accrue_core::seed;
 use accrue_data::{Crop, Dataset, Loader, LoaderConfig, readers};
 use accrue_encoders::checkpoint::{load_safetensors, save_safetensors as export_safetensors};
 use accrue_encoders::{AudioBody, LoadOptions};
@@ -84,12 +85,6 @@ pub struct StageSummary {
     pub steps: u64,
     /// Teacher forwards (0 for strategies without a teacher).
     pub teacher_forwards: u64,
-}
-
-/// Where a run keeps the model of its stage `index` (named `name`) once the stage has ended:
-/// `<output_dir>/stages/<index>-<name>.safetensors`; see [`RunDir::stage_model`].
-pub fn stage_model_path(output_dir: &Path, index: usize, name: &str) -> PathBuf {
-    RunDir::new(output_dir).stage_model(index, name)
 }
 
 /// Loads accrue's own safetensors checkpoint into `student`: an encoder-only file, or a
@@ -261,11 +256,9 @@ struct Trainer {
     device: Device,
     /// Data-parallel replicas' (plain) devices; `[device]` for one device.
     replicas: Vec<Device>,
-    ckpt_dir: PathBuf,
-    metrics: PathBuf,
+    /// The run folder (`config.output_dir`): checkpoints, metrics log, stage models.
+    run: RunDir,
 }
-
-use accrue_core::seed::derive as mix;
 
 const INIT: u64 = u64::MAX;
 /// Seed-derivation tag of data-parallel replicas.
@@ -322,16 +315,14 @@ struct TaskData {
 
 impl Trainer {
     fn new(config: ExperimentConfig, device: Device) -> Result<Self> {
-        let out = config.output_dir.clone();
-        let run = RunDir::new(&out);
+        let run = RunDir::new(&config.output_dir);
         let ckpt_dir = run.checkpoints();
         fs::create_dir_all(&ckpt_dir).map_err(|e| ContinualError::io(&ckpt_dir, e))?;
         Ok(Self {
-            metrics: run.metrics(),
             config,
             replicas: vec![device.clone()],
             device,
-            ckpt_dir,
+            run,
         })
     }
 
@@ -348,7 +339,7 @@ impl Trainer {
     }
 
     fn initial_student(&self, device: &Device) -> Result<Student> {
-        device.seed(mix(&[self.config.stages[0].seed, INIT, INIT]));
+        device.seed(seed::derive(&[self.config.stages[0].seed, INIT, INIT]));
         let mut student = self.skeleton(0, device)?;
         if let Some(path) = &self.config.encoder.checkpoint {
             let is_st = path.extension().is_some_and(|e| e == "safetensors");
@@ -411,7 +402,7 @@ impl Trainer {
                 )));
             }
             let mut lc = LoaderConfig::train(sr, stage.batch_size, crop);
-            lc.seed = mix(&[stage.seed, i as u64]);
+            lc.seed = seed::derive(&[stage.seed, i as u64]);
             lc.memory_cache = true;
             let train = Loader::new(train_ds, lc)?;
             let valid_path = match (&t.valid_manifest, &t.valid_split) {
@@ -518,13 +509,18 @@ impl Trainer {
         cfg.init()
     }
 
+    /// The file naming the newest complete checkpoint.
+    fn latest_pointer(&self) -> PathBuf {
+        self.run.checkpoints().join("latest")
+    }
+
     fn latest(&self) -> Result<Option<PathBuf>> {
-        let pointer = self.ckpt_dir.join("latest");
+        let pointer = self.latest_pointer();
         if !pointer.exists() {
             return Ok(None);
         }
         let name = fs::read_to_string(&pointer).map_err(|e| ContinualError::io(&pointer, e))?;
-        Ok(Some(self.ckpt_dir.join(name.trim())))
+        Ok(Some(self.run.checkpoints().join(name.trim())))
     }
 
     /// A mid-stage checkpoint (every N steps, every epoch end): the step counters go into the
@@ -559,10 +555,10 @@ impl Trainer {
         optim: Option<&ModuleOptimizer>,
     ) -> Result<PathBuf> {
         state.seq += 1;
-        state.metrics_len = fs::metadata(&self.metrics).map_or(0, |m| m.len());
+        state.metrics_len = fs::metadata(&self.run.metrics()).map_or(0, |m| m.len());
         state.replicas = self.replicas.len();
         let name = format!("ckpt-{:06}", state.seq);
-        let tmp = self.ckpt_dir.join(format!("{name}.tmp"));
+        let tmp = self.run.checkpoints().join(format!("{name}.tmp"));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp).map_err(|e| ContinualError::io(&tmp, e))?;
         save_module(&model.student, &tmp.join("student.bpk"))?;
@@ -586,12 +582,15 @@ impl Trainer {
         let sp = tmp.join("state.json");
         let json = serde_json::to_string_pretty(state).map_err(|e| ckpt_err(&sp, e))?;
         fs::write(&sp, json).map_err(|e| ContinualError::io(&sp, e))?;
-        let dir = self.ckpt_dir.join(&name);
+        let dir = self.run.checkpoints().join(&name);
         fs::rename(&tmp, &dir).map_err(|e| ContinualError::io(&dir, e))?;
-        accrue_core::atomic::write(&self.ckpt_dir.join("latest"), name.as_bytes())?;
+        accrue_core::atomic::write(&self.latest_pointer(), name.as_bytes())?;
         // Keep the newest two checkpoints.
         if state.seq > 2 {
-            let old = self.ckpt_dir.join(format!("ckpt-{:06}", state.seq - 2));
+            let old = self
+                .run
+                .checkpoints()
+                .join(format!("ckpt-{:06}", state.seq - 2));
             let _ = fs::remove_dir_all(old);
         }
         Ok(dir)
@@ -601,9 +600,9 @@ impl Trainer {
         let mut f = fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.metrics)
-            .map_err(|e| ContinualError::io(&self.metrics, e))?;
-        writeln!(f, "{value}").map_err(|e| ContinualError::io(&self.metrics, e))
+            .open(&self.run.metrics())
+            .map_err(|e| ContinualError::io(&self.run.metrics(), e))?;
+        writeln!(f, "{value}").map_err(|e| ContinualError::io(&self.run.metrics(), e))
     }
 
     fn run(self, resume: bool) -> Result<RunSummary> {
@@ -631,12 +630,12 @@ impl Trainer {
                     );
                 }
                 // Drop what was logged after the checkpoint: those steps run again.
-                if fs::metadata(&self.metrics).is_ok_and(|m| m.len() > state.metrics_len) {
+                if fs::metadata(&self.run.metrics()).is_ok_and(|m| m.len() > state.metrics_len) {
                     fs::OpenOptions::new()
                         .write(true)
-                        .open(&self.metrics)
+                        .open(&self.run.metrics())
                         .and_then(|f| f.set_len(state.metrics_len))
-                        .map_err(|e| ContinualError::io(&self.metrics, e))?;
+                        .map_err(|e| ContinualError::io(&self.run.metrics(), e))?;
                 }
                 let mid = state.epoch > 0 || state.next_batch > 0;
                 (state, student, mid.then_some(dir))
@@ -644,10 +643,10 @@ impl Trainer {
             None => {
                 // A fresh start (also `--resume` killed before the first checkpoint): the
                 // log starts empty.
-                let _ = fs::remove_file(&self.metrics);
+                let _ = fs::remove_file(&self.run.metrics());
                 if !resume {
-                    for e in fs::read_dir(&self.ckpt_dir)
-                        .map_err(|e| ContinualError::io(&self.ckpt_dir, e))?
+                    for e in fs::read_dir(&self.run.checkpoints())
+                        .map_err(|e| ContinualError::io(&self.run.checkpoints(), e))?
                         .flatten()
                     {
                         let p = e.path();
@@ -665,12 +664,12 @@ impl Trainer {
         while state.stage < self.config.stages.len() {
             student = self.run_stage(&mut state, student, resume_dir.take(), &ad)?;
         }
-        let final_model = RunDir::new(&self.config.output_dir).final_model();
+        let final_model = self.run.final_model();
         export_safetensors(&student.valid(), &final_model)?;
         Ok(RunSummary {
             name: self.config.name.clone(),
             final_model,
-            metrics: self.metrics.clone(),
+            metrics: self.run.metrics(),
             stages: state.completed.clone(),
         })
     }
@@ -711,7 +710,7 @@ impl Trainer {
 
         // Stage set-up: new heads, teacher snapshot, aux modules (seeded, so a resumed run
         // re-creates exactly the same modules before loading their state).
-        ad.seed(mix(&[sc.seed, s as u64, INIT]));
+        ad.seed(seed::derive(&[sc.seed, s as u64, INIT]));
         let (start, model, mut optim) = match &resume_dir {
             Some(dir) => {
                 let skeleton = self.skeleton(s + 1, ad)?;
@@ -773,7 +772,7 @@ impl Trainer {
             .filter(|p| p.exists());
         // Copy the resumed best out of the checkpoint dir (which may be pruned).
         if let Some(b) = best_path.take() {
-            let keep = self.ckpt_dir.join(format!("best-stage{s}.bpk"));
+            let keep = self.run.checkpoints().join(format!("best-stage{s}.bpk"));
             fs::copy(&b, &keep).map_err(|e| ContinualError::io(&b, e))?;
             best_path = Some(keep);
         }
@@ -813,7 +812,12 @@ impl Trainer {
                 .map(|d| d.train.epoch_from(epoch as u64, state.next_batch))
                 .collect();
             for step in state.next_batch..steps_per_epoch {
-                ad.seed(mix(&[sc.seed, s as u64, epoch as u64, step as u64]));
+                ad.seed(seed::derive(&[
+                    sc.seed,
+                    s as u64,
+                    epoch as u64,
+                    step as u64,
+                ]));
                 let mut batches = Vec::with_capacity(data.len());
                 for (d, it) in data.iter().zip(iters.iter_mut()) {
                     let raw = it.next().ok_or_else(|| {
@@ -825,7 +829,7 @@ impl Trainer {
                     None => compute_step(&strategy, &info, &model, &batches, &mut counters),
                     Some(dp) => {
                         dp.compute_step(&strategy, &info, &model, &batches, &mut counters, |r| {
-                            mix(&[
+                            seed::derive(&[
                                 sc.seed,
                                 s as u64,
                                 epoch as u64,
@@ -904,7 +908,7 @@ impl Trainer {
                 state.best_loss = monitored;
                 state.best_epoch = epoch;
                 state.bad_epochs = 0;
-                let p = self.ckpt_dir.join(format!("best-stage{s}.bpk"));
+                let p = self.run.checkpoints().join(format!("best-stage{s}.bpk"));
                 save_module(&model, &p)?;
                 best_path = Some(p);
                 state.has_best = true;
@@ -970,9 +974,9 @@ impl Trainer {
             aux: crate::strategy::NoAux {},
         };
         self.checkpoint(state, &end, None, None, None)?;
-        let _ = fs::remove_file(self.ckpt_dir.join(format!("best-stage{s}.bpk")));
+        let _ = fs::remove_file(self.run.checkpoints().join(format!("best-stage{s}.bpk")));
         // The stage-end model, for evaluating every stage (the CL matrix).
-        let stage_model = stage_model_path(&self.config.output_dir, s, &sc.name);
+        let stage_model = self.run.stage_model(s, &sc.name);
         if let Some(dir) = stage_model.parent() {
             fs::create_dir_all(dir).map_err(|e| ContinualError::io(dir, e))?;
         }

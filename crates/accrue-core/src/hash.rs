@@ -55,9 +55,6 @@ pub fn sha256_file_tag(path: &Path) -> Result<String> {
     Ok(format!("sha256:{}", sha256_file(path)?))
 }
 
-/// The streaming hasher, for callers that hash structured input (length-prefixed parts).
-pub use sha2::Sha256 as Hasher;
-
 #[cfg(test)]
 mod tests {
     use super::*;

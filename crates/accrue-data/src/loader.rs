@@ -20,6 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use accrue_audio::crop::{CropMode, crop_or_pad};
+use accrue_core::seed::mix2;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
@@ -343,8 +344,6 @@ impl std::fmt::Debug for Loader {
     }
 }
 
-use accrue_core::seed::mix2 as mix;
-
 struct Item {
     index: usize,
     samples: Vec<f32>,
@@ -423,7 +422,7 @@ impl Inner {
     }
 
     fn epoch_seed(&self, epoch: u64) -> u64 {
-        mix(self.config.seed, epoch)
+        mix2(self.config.seed, epoch)
     }
 
     fn order(&self, epoch: u64) -> Vec<usize> {
@@ -436,7 +435,7 @@ impl Inner {
     }
 
     fn item(&self, i: usize, epoch: u64) -> Result<Item> {
-        let mut rng = StdRng::seed_from_u64(mix(self.epoch_seed(epoch), i as u64));
+        let mut rng = StdRng::seed_from_u64(mix2(self.epoch_seed(epoch), i as u64));
         let n_caps = self.dataset.examples[i].captions.len();
         let caption = match (n_caps, self.config.caption) {
             (0, _) => None,

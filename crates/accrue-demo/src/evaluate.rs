@@ -11,6 +11,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::{DemoOptions, Settings};
+use accrue_core::atomic;
 use accrue_eval::report::Protocol;
 pub use accrue_suite::suite::StageScores;
 use accrue_suite::suite::{
@@ -133,11 +134,6 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     std::fs::canonicalize(p).map_err(|e| Error::io(p, e))
 }
 
-/// Writes `text` to `path` unless it already holds exactly that (keeps runs' inputs stable).
-fn write_if_changed(path: &Path, text: &str) -> Result<()> {
-    Ok(accrue_core::atomic::write_if_changed(path, text)?)
-}
-
 /// Reads a JSONL manifest of the set, makes `audio`/`images` absolute and groups the rows by
 /// `split/subset`.
 fn read_rows(path: &Path, base: &Path) -> Result<BTreeMap<String, Vec<serde_json::Value>>> {
@@ -234,7 +230,7 @@ pub fn prepare_data(opts: &DemoOptions, settings: &Settings) -> Result<DataPaths
         (&paths.task_at, train_valid(&at)),
     ] {
         let refs: Vec<&serde_json::Value> = rows.iter().collect();
-        write_if_changed(path, &jsonl(&refs))?;
+        atomic::write_if_changed(path, &jsonl(&refs))?;
     }
     let group = |g: &BTreeMap<String, Vec<serde_json::Value>>, k: &str| -> Result<String> {
         let rows = g
@@ -242,10 +238,10 @@ pub fn prepare_data(opts: &DemoOptions, settings: &Settings) -> Result<DataPaths
             .ok_or_else(|| Error::Other(format!("the set has no `{k}` clips")))?;
         Ok(jsonl(&subset(rows, max)))
     };
-    write_if_changed(&paths.test, &group(&at, "test/test")?)?;
-    write_if_changed(&paths.shift, &group(&at, "test/test_shift")?)?;
+    atomic::write_if_changed(&paths.test, &group(&at, "test/test")?)?;
+    atomic::write_if_changed(&paths.shift, &group(&at, "test/test_shift")?)?;
     let tux_rows: Vec<serde_json::Value> = tux.into_values().flatten().collect();
-    write_if_changed(
+    atomic::write_if_changed(
         &paths.tuxpaint,
         &jsonl(&subset(&tux_rows, max.map(|m| m * 2))),
     )?;
@@ -308,7 +304,7 @@ pub fn prepare_supervision(opts: &DemoOptions, data: &DataPaths, device: &Device
         "text": full(towers.text.identity()),
         "image": full(towers.image.identity()),
     });
-    write_if_changed(&data.towers, &ids.to_string())?;
+    atomic::write_if_changed(&data.towers, &ids.to_string())?;
     let t = text_table(&towers.text, &cache, &texts, 64, true)?;
     let i = image_table(&towers.image, &cache, &images, 16, true)?;
     for (table, path) in [(&t, &data.text_table), (&i, &data.image_table)] {

@@ -2,9 +2,9 @@
 //! evaluate every stage model of a run, check the artifact against the schema, write it.
 //!
 //! ```sh
-//! cargo run --release --example evaluate -- runs/my-run/experiment.toml suite.toml eval.json
+//! cargo run --release -p accrue-suite --example evaluate -- runs/my-run/experiment.toml suite.toml eval.json
 //! ```
-//! See the `accrue::suite` documentation for the suite format.
+//! See the `accrue_suite::suite` documentation for the suite format.
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! prints the best matches both ways.
 //!
 //! ```sh
-//! cargo run --release --example retrieval -- model.safetensors resnet38-tiny sounds/ captions.txt
+//! cargo run --release -p accrue-suite --example retrieval -- model.safetensors resnet38-tiny sounds/ captions.txt
 //! ```
 //! `captions.txt` holds one caption per line. Towers: `$ACCRUE_DATA_DIR/towers`.
 

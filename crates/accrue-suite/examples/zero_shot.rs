@@ -4,7 +4,7 @@
 //! closest to its g^AT output.
 //!
 //! ```sh
-//! cargo run --release --example zero_shot -- \
+//! cargo run --release -p accrue-suite --example zero_shot -- \
 //!     results/runs/seed0/a-av-at-modx/final.safetensors resnet38-tiny \
 //!     "violin,flute,drum" clip1.wav clip2.ogg
 //! ```

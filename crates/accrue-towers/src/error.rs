@@ -15,6 +15,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A shared-infrastructure error (hashing, atomic write), naming the file.
+    #[error(transparent)]
+    Core(#[from] accrue_core::Error),
     /// A required weight/tokenizer file is absent (run `scripts/fetch_towers.sh`).
     #[error("missing file {path}: {hint}")]
     MissingFile {

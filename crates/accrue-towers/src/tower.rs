@@ -117,12 +117,9 @@ pub use accrue_core::hash::hex;
 /// Hex sha256 of a file's bytes.
 ///
 /// # Errors
-/// [`Error::Io`] naming the file.
+/// [`Error::Core`] naming the unreadable file.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    accrue_core::hash::sha256_file(path).map_err(|e| match e {
-        accrue_core::Error::Io { path, source } => Error::Io { path, source },
-        other => Error::io(path, std::io::Error::other(other.to_string())),
-    })
+    Ok(accrue_core::hash::sha256_file(path)?)
 }
 
 /// The directory holding the fetched tower files, as written by `scripts/fetch_towers.sh`:
