@@ -45,8 +45,12 @@ enum Command {
         /// The experiment file (see configs/).
         experiment: PathBuf,
         /// Continue from the last checkpoint of an interrupted run.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "fresh")]
         resume: bool,
+        /// Delete a previous run in the output folder (checkpoints, log, models) and start
+        /// again; without it, a new run refuses to overwrite one.
+        #[arg(long)]
+        fresh: bool,
         /// Data-parallel replicas (CUDA: devices 0..N; other backends: N turns on the one
         /// device). Contrastive negatives and BatchNorm statistics are per replica.
         #[arg(long, default_value_t = 1)]
@@ -184,6 +188,37 @@ enum Command {
     },
 }
 
+/// Keeps the experiment as run in the run folder (absolute paths), so that `accrue eval <run>`
+/// and `accrue info` find it; on a resume, warns when the experiment file changed since.
+fn record_experiment(
+    config: &accrue::continual::ExperimentConfig,
+    source: &std::path::Path,
+    run: &RunDir,
+    resume: bool,
+) -> Result<()> {
+    let copy = run.experiment();
+    let same_file = std::fs::canonicalize(source)
+        .ok()
+        .zip(std::fs::canonicalize(&copy).ok())
+        .is_some_and(|(a, b)| a == b);
+    if same_file {
+        return Ok(());
+    }
+    let text = config.to_toml_absolute()?;
+    if resume
+        && let Ok(old) = std::fs::read_to_string(&copy)
+        && old != text
+    {
+        tracing::warn!(
+            experiment = %source.display(),
+            run = %copy.display(),
+            "the experiment differs from the one this run started with: the resumed run is not that run"
+        );
+    }
+    accrue::core::atomic::write(&copy, text.as_bytes())?;
+    Ok(())
+}
+
 fn parse_backend(s: &str) -> std::result::Result<BackendKind, String> {
     s.parse()
 }
@@ -209,17 +244,30 @@ fn main() -> Result<()> {
         Command::Train {
             experiment,
             resume,
+            fresh,
             replicas,
         } => {
             let devices =
                 accrue::backend::devices(cli.backend, replicas).map_err(anyhow::Error::msg)?;
-            let summary = accrue::continual::run_experiment_on(
-                &accrue::continual::ExperimentConfig::load(&experiment)
-                    .with_context(|| format!("loading {}", experiment.display()))?,
-                &devices,
-                resume,
-            )
-            .with_context(|| format!("running {}", experiment.display()))?;
+            let config = accrue::continual::ExperimentConfig::load(&experiment)
+                .with_context(|| format!("loading {}", experiment.display()))?;
+            // Everything is validated before anything of a previous run is touched.
+            config
+                .check_inputs()
+                .with_context(|| format!("checking {}", experiment.display()))?;
+            let run = RunDir::new(&config.output_dir);
+            if fresh {
+                if let Some(found) = run.previous_run() {
+                    tracing::warn!(run = %run.root().display(), %found, "--fresh: deleting the previous run");
+                }
+                run.clear_previous_run()?;
+            } else if !resume {
+                // Before the experiment's copy in the run folder is replaced.
+                run.refuse_overwrite()?;
+            }
+            record_experiment(&config, &experiment, &run, resume)?;
+            let summary = accrue::continual::run_experiment_on(&config, &devices, resume)
+                .with_context(|| format!("running {}", experiment.display()))?;
             println!("run {}:", summary.name);
             for stage in &summary.stages {
                 println!(

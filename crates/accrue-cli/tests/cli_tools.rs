@@ -8,13 +8,17 @@
 //! (`scripts/fetch_towers.sh`): without it the test prints SKIPPED, unless
 //! `ACCRUE_REQUIRE_DATA` is set (CI), when it fails.
 
+#[path = "../../accrue-continual/tests/common/mod.rs"]
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use accrue::audio::frontend::{FrontEndConfig, StftImpl};
 use accrue::continual::{
-    ProjectionHeadConfig, Student, SupervisionTable, TaskKind, load_student_or_encoder,
+    ExperimentConfig, ProjectionHeadConfig, Student, SupervisionTable, TaskKind,
+    load_student_or_encoder,
 };
 use accrue::encoders::checkpoint::{LoadOptions, load_pytorch, module_keys, save_safetensors};
 use accrue::encoders::{
@@ -589,4 +593,63 @@ fn train_refuses_zero_replicas_with_a_message() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("at least one replica"), "{err}");
+}
+
+/// Every tensor of a safetensors file by name (the byte layout of the file may differ).
+fn tensors(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let bytes = std::fs::read(path).expect("read weights");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    st.tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.data().to_vec()))
+        .collect()
+}
+
+#[test]
+fn train_keeps_its_experiment_and_never_overwrites_a_run_unasked() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    common::write_data(tmp.path());
+    let a = common::stage("a", &["A"], "{ kind = \"finetune\" }", "");
+    let exp = common::write_experiment(tmp.path(), "run.toml", "out", &[a]);
+    let exp = exp.to_str().expect("utf-8 path");
+    let run = accrue::continual::RunDir::new(tmp.path().join("out"));
+
+    let out = accrue(&["train", exp]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The run folder holds the experiment as run, readable from anywhere.
+    let kept = ExperimentConfig::load(&run.experiment()).expect("the run's experiment");
+    assert!(kept.stages[0].tasks[0].manifest.is_absolute());
+    let model = tensors(&run.final_model());
+    let copy = std::fs::read(run.experiment()).expect("experiment copy");
+
+    // A second `train` without --resume or --fresh is refused and changes nothing.
+    let out = accrue(&["train", exp]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--resume") && err.contains("--fresh"), "{err}");
+    assert_eq!(tensors(&run.final_model()), model);
+    assert_eq!(std::fs::read(run.experiment()).expect("copy"), copy);
+
+    // --fresh with a typo in a manifest fails before anything is deleted.
+    let text = std::fs::read_to_string(exp).expect("experiment");
+    let typo = tmp.path().join("typo.toml");
+    std::fs::write(&typo, text.replace("\"train.jsonl\"", "\"trian.jsonl\"")).expect("write");
+    let out = accrue(&["train", typo.to_str().expect("utf-8"), "--fresh"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("trian.jsonl"), "{err}");
+    assert_eq!(tensors(&run.final_model()), model);
+
+    // --fresh, asked for, trains again (same seed, same model).
+    let out = accrue(&["train", exp, "--fresh"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(tensors(&run.final_model()), model);
 }

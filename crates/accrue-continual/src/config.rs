@@ -288,27 +288,67 @@ impl ExperimentConfig {
         })
     }
 
-    /// Makes every relative path (output folder, checkpoint, manifests, tables) relative to
-    /// `base`, the experiment file's folder.
-    pub fn resolve_paths(&mut self, base: &Path) {
-        let fix = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
-        fix(&mut self.output_dir);
+    /// Every path the experiment names (output folder, initial checkpoint, manifests,
+    /// supervision tables), mutably, with the key it comes from.
+    fn paths_mut(&mut self) -> Vec<(String, &mut PathBuf)> {
+        let mut out = vec![("output_dir".to_string(), &mut self.output_dir)];
         if let Some(c) = self.encoder.checkpoint.as_mut() {
-            fix(c);
+            out.push(("[encoder] checkpoint".into(), c));
         }
         for stage in &mut self.stages {
             for task in &mut stage.tasks {
-                fix(&mut task.manifest);
+                let at = format!("stage `{}` task {}", stage.name, task.kind);
+                out.push((format!("{at} manifest"), &mut task.manifest));
                 if let Some(v) = task.valid_manifest.as_mut() {
-                    fix(v);
+                    out.push((format!("{at} valid_manifest"), v));
                 }
                 if let Some(s) = task.supervision.as_mut() {
-                    fix(s);
+                    out.push((format!("{at} supervision"), s));
                 }
+            }
+        }
+        out
+    }
+
+    /// Checks that every input file the experiment names exists (initial checkpoint,
+    /// manifests, supervision tables) before anything is trained or deleted.
+    ///
+    /// # Errors
+    /// [`ContinualError::Config`] naming the key and the missing file.
+    pub fn check_inputs(&self) -> Result<()> {
+        let mut copy = self.clone();
+        for (key, path) in copy.paths_mut().into_iter().skip(1) {
+            if !path.is_file() {
+                return Err(ContinualError::Config(format!(
+                    "{key}: {} is not a file",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The experiment as a TOML document with every path absolute, so that it can be read
+    /// back from any folder (the copy a run keeps in its own folder).
+    ///
+    /// # Errors
+    /// A path that cannot be made absolute, or a value TOML cannot hold.
+    #[cfg(feature = "toml")]
+    pub fn to_toml_absolute(&self) -> Result<String> {
+        let mut copy = self.clone();
+        for (key, path) in copy.paths_mut() {
+            *path = std::path::absolute(&*path)
+                .map_err(|e| ContinualError::Config(format!("{key}: {}: {e}", path.display())))?;
+        }
+        toml::to_string(&copy).map_err(|e| ContinualError::Config(format!("experiment: {e}")))
+    }
+
+    /// Makes every relative path (output folder, checkpoint, manifests, tables) relative to
+    /// `base`, the experiment file's folder.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for (_, p) in self.paths_mut() {
+            if p.is_relative() {
+                *p = base.join(&*p);
             }
         }
     }
@@ -423,10 +463,21 @@ supervision = "s.json"
                     "{}",
                     path.display()
                 );
+                // The copy a run keeps in its folder reads back as the same experiment.
+                let text = c.to_toml_absolute().expect("serialises");
+                let back = ExperimentConfig::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+                assert_eq!(back, c, "{}", path.display());
                 n += 1;
             }
         }
         assert!(n >= 10, "expected the shipped configs, found {n}");
+    }
+
+    #[test]
+    fn missing_inputs_are_named_before_anything_runs() {
+        let c = ExperimentConfig::parse(MINIMAL).expect("parses");
+        let err = c.check_inputs().expect_err("no such files").to_string();
+        assert!(err.contains("stage `av` task AV manifest"), "{err}");
     }
 
     #[test]

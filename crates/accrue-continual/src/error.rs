@@ -20,6 +20,17 @@ pub enum ContinualError {
     /// A shared-infrastructure error (atomic write, hashing), naming the file.
     #[error(transparent)]
     Core(#[from] accrue_core::Error),
+    /// A new run (no `resume`) would overwrite a previous run's checkpoints, log or models.
+    #[error(
+        "{} already holds a run ({found}); resume it (`--resume`) or start afresh (`--fresh`, which deletes it)",
+        path.display()
+    )]
+    RunExists {
+        /// The run folder.
+        path: PathBuf,
+        /// What was found there.
+        found: String,
+    },
     /// A strategy cannot run in this stage (e.g. distillation without a previous stage).
     #[error("strategy `{strategy}`: {reason}")]
     Strategy {

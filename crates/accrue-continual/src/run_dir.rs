@@ -3,7 +3,8 @@
 //! their own.
 //!
 //! ```text
-//! <run>/experiment.toml              the experiment as run (the main job writes it there)
+//! <run>/experiment.toml              the experiment as run (absolute paths; `accrue train`
+//!                                    and the main job keep it there)
 //! <run>/metrics.jsonl                one JSON object per step / validation / stage end
 //! <run>/checkpoints/latest           name of the newest complete checkpoint
 //! <run>/checkpoints/ckpt-NNNNNN/     state.json, student.bpk, aux.bpk, optim.bin, …
@@ -74,6 +75,73 @@ impl RunDir {
         self.root.join("eval.json")
     }
 
+    /// The folder holding the stage models.
+    pub fn stages(&self) -> PathBuf {
+        self.root.join("stages")
+    }
+
+    /// What a previous run left in this folder (checkpoints, metrics log, stage or final
+    /// models), named; `None` when there is nothing a new run would overwrite. The experiment
+    /// file itself does not count.
+    pub fn previous_run(&self) -> Option<String> {
+        let non_empty_dir = |p: PathBuf| std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_some());
+        let found: Vec<&str> = [
+            ("checkpoints", non_empty_dir(self.checkpoints())),
+            ("metrics.jsonl", self.metrics().is_file()),
+            ("stage models", non_empty_dir(self.stages())),
+            ("final.safetensors", self.final_model().is_file()),
+        ]
+        .into_iter()
+        .filter_map(|(name, there)| there.then_some(name))
+        .collect();
+        (!found.is_empty()).then(|| found.join(", "))
+    }
+
+    /// Refuses to start a new run over a previous one.
+    ///
+    /// # Errors
+    /// [`ContinualError::RunExists`] naming the folder and what is there.
+    pub fn refuse_overwrite(&self) -> crate::Result<()> {
+        match self.previous_run() {
+            Some(found) => Err(crate::ContinualError::RunExists {
+                path: self.root.clone(),
+                found,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Deletes what a previous run left (checkpoints, metrics log, stage and final models),
+    /// keeping everything else in the folder (the experiment file, evaluation outputs).
+    ///
+    /// # Errors
+    /// A file or folder that exists but cannot be removed, named.
+    pub fn clear_previous_run(&self) -> std::io::Result<()> {
+        for dir in [self.checkpoints(), self.stages()] {
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!("{}: {e}", dir.display()),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        for file in [self.metrics(), self.final_model()] {
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!("{}: {e}", file.display()),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// The run folder a checkpoint file belongs to: the folder holding `experiment.toml`, the
     /// file's own folder (`<run>/final.safetensors`) or its parent
     /// (`<run>/stages/<i>-<name>.safetensors`).
@@ -90,6 +158,29 @@ impl RunDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_previous_run_is_found_and_cleared_but_the_experiment_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = RunDir::new(dir.path());
+        std::fs::write(r.experiment(), "name = \"x\"").unwrap();
+        assert_eq!(r.previous_run(), None, "an experiment file alone is no run");
+        std::fs::create_dir_all(r.checkpoints()).unwrap();
+        assert_eq!(
+            r.previous_run(),
+            None,
+            "an empty checkpoint folder is no run"
+        );
+        std::fs::write(r.checkpoints().join("latest"), "ckpt-000001").unwrap();
+        std::fs::write(r.metrics(), "{}\n").unwrap();
+        assert_eq!(
+            r.previous_run().as_deref(),
+            Some("checkpoints, metrics.jsonl")
+        );
+        r.clear_previous_run().unwrap();
+        assert_eq!(r.previous_run(), None);
+        assert!(r.experiment().is_file());
+    }
 
     #[test]
     fn layout() {

@@ -606,6 +606,9 @@ impl Trainer {
     }
 
     fn run(self, resume: bool) -> Result<RunSummary> {
+        if !resume {
+            self.run.refuse_overwrite()?;
+        }
         let ad = self.device.clone().autodiff();
         let latest = if resume { self.latest()? } else { None };
         let (mut state, mut student, resume_dir) = match latest {
@@ -638,25 +641,16 @@ impl Trainer {
                         .map_err(|e| ContinualError::io(&self.run.metrics(), e))?;
                 }
                 let mid = state.epoch > 0 || state.next_batch > 0;
+                if !mid {
+                    self.repair_stage_model(&state, &student)?;
+                }
                 (state, student, mid.then_some(dir))
             }
             None => {
                 // A fresh start (also `--resume` killed before the first checkpoint): the
-                // log starts empty.
-                let _ = fs::remove_file(&self.run.metrics());
-                if !resume {
-                    for e in fs::read_dir(&self.run.checkpoints())
-                        .map_err(|e| ContinualError::io(&self.run.checkpoints(), e))?
-                        .flatten()
-                    {
-                        let p = e.path();
-                        let _ = if p.is_dir() {
-                            fs::remove_dir_all(&p)
-                        } else {
-                            fs::remove_file(&p)
-                        };
-                    }
-                }
+                // log starts empty. A new run never gets here over a previous one (refused
+                // above), so nothing of value is deleted.
+                let _ = fs::remove_file(self.run.metrics());
                 (RunState::default(), self.initial_student(&ad)?, None)
             }
         };
@@ -672,6 +666,24 @@ impl Trainer {
             metrics: self.run.metrics(),
             stages: state.completed.clone(),
         })
+    }
+
+    /// At a resume from a stage boundary, exports the previous stage's model if it is missing
+    /// (a run interrupted between its stage-end checkpoint and the export by an older
+    /// version): the checkpoint's student is exactly that model.
+    fn repair_stage_model(&self, state: &RunState, student: &Student) -> Result<()> {
+        let Some(prev) = state.stage.checked_sub(1) else {
+            return Ok(());
+        };
+        let Some(sc) = self.config.stages.get(prev) else {
+            return Ok(());
+        };
+        let path = self.run.stage_model(prev, &sc.name);
+        if !path.is_file() {
+            tracing::warn!(stage = sc.name, model = %path.display(), "stage model missing: exported again from the checkpoint");
+            export_safetensors(&student.valid(), &path)?;
+        }
+        Ok(())
     }
 
     fn run_stage(
@@ -973,14 +985,12 @@ impl Trainer {
             student,
             aux: crate::strategy::NoAux {},
         };
+        // The stage-end model, for evaluating every stage (the CL matrix). Exported before the
+        // stage-end checkpoint: a run killed in between resumes from the last epoch's
+        // checkpoint and exports it again, so no stage model is ever lost.
+        export_safetensors(&end.student.valid(), &self.run.stage_model(s, &sc.name))?;
         self.checkpoint(state, &end, None, None, None)?;
         let _ = fs::remove_file(self.run.checkpoints().join(format!("best-stage{s}.bpk")));
-        // The stage-end model, for evaluating every stage (the CL matrix).
-        let stage_model = self.run.stage_model(s, &sc.name);
-        if let Some(dir) = stage_model.parent() {
-            fs::create_dir_all(dir).map_err(|e| ContinualError::io(dir, e))?;
-        }
-        export_safetensors(&end.student.valid(), &stage_model)?;
         Ok(end.student)
     }
 

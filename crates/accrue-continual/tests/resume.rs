@@ -204,3 +204,61 @@ fn non_finite_loss_stops_within_one_step_and_keeps_the_checkpoint() {
         "no step was applied after the bad one"
     );
 }
+
+#[test]
+fn a_new_run_refuses_to_overwrite_a_previous_one() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    unsafe { std::env::set_var("ACCRUE_NO_PROGRESS", "1") };
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_data(dir.path());
+    let a = stage("a", &["A"], "{ kind = \"finetune\" }", "");
+    let path = write_experiment(dir.path(), "run.toml", "out", &[a]);
+    let first = run_experiment(&path, false).expect("first run");
+    let before = tensors(&first.final_model);
+    let log = std::fs::read(&first.metrics).expect("metrics");
+
+    // Forgetting `--resume` (or a typo elsewhere) must not wipe the finished run.
+    let err = run_experiment(&path, false).expect_err("refused");
+    assert!(matches!(err, ContinualError::RunExists { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("--resume") && msg.contains("--fresh") && msg.contains("checkpoints"),
+        "{msg}"
+    );
+    assert_eq!(
+        tensors(&first.final_model),
+        before,
+        "the final model is untouched"
+    );
+    assert_eq!(std::fs::read(&first.metrics).expect("metrics"), log);
+
+    // Asked for explicitly, a fresh start clears the previous run and trains again.
+    accrue_continual::RunDir::new(dir.path().join("out"))
+        .clear_previous_run()
+        .expect("clear");
+    let again = run_experiment(&path, false).expect("fresh run");
+    assert_eq!(tensors(&again.final_model), before, "same seed, same run");
+}
+
+#[test]
+fn a_stage_model_missing_at_a_stage_boundary_is_exported_again_on_resume() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    unsafe { std::env::set_var("ACCRUE_NO_PROGRESS", "1") };
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_data(dir.path());
+    let a = stage("a", &["A"], "{ kind = \"finetune\" }", "");
+    let path = write_experiment(dir.path(), "run.toml", "out", &[a]);
+    let done = run_experiment(&path, false).expect("run");
+    let stage_model = accrue_continual::RunDir::new(dir.path().join("out")).stage_model(0, "a");
+    let exported = tensors(&stage_model);
+    // As a kill between the stage-end checkpoint and the export leaves it.
+    std::fs::remove_file(&stage_model).expect("remove");
+    run_experiment(&path, true).expect("resume");
+    assert!(stage_model.is_file(), "the stage model is exported again");
+    assert_eq!(tensors(&stage_model), exported);
+    assert_eq!(
+        tensors(&done.final_model),
+        exported,
+        "one stage: final = stage model"
+    );
+}
