@@ -595,16 +595,6 @@ fn train_refuses_zero_replicas_with_a_message() {
     assert!(err.contains("at least one replica"), "{err}");
 }
 
-/// Every tensor of a safetensors file by name (the byte layout of the file may differ).
-fn tensors(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let bytes = std::fs::read(path).expect("read weights");
-    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
-    st.tensors()
-        .into_iter()
-        .map(|(n, v)| (n, v.data().to_vec()))
-        .collect()
-}
-
 #[test]
 fn train_keeps_its_experiment_and_never_overwrites_a_run_unasked() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -623,7 +613,7 @@ fn train_keeps_its_experiment_and_never_overwrites_a_run_unasked() {
     // The run folder holds the experiment as run, readable from anywhere.
     let kept = ExperimentConfig::load(&run.experiment()).expect("the run's experiment");
     assert!(kept.stages[0].tasks[0].manifest.is_absolute());
-    let model = tensors(&run.final_model());
+    let model = common::tensors(&run.final_model());
     let copy = std::fs::read(run.experiment()).expect("experiment copy");
 
     // A second `train` without --resume or --fresh is refused and changes nothing.
@@ -631,7 +621,7 @@ fn train_keeps_its_experiment_and_never_overwrites_a_run_unasked() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--resume") && err.contains("--fresh"), "{err}");
-    assert_eq!(tensors(&run.final_model()), model);
+    assert_eq!(common::tensors(&run.final_model()), model);
     assert_eq!(std::fs::read(run.experiment()).expect("copy"), copy);
 
     // --fresh with a typo in a manifest fails before anything is deleted.
@@ -642,7 +632,7 @@ fn train_keeps_its_experiment_and_never_overwrites_a_run_unasked() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("trian.jsonl"), "{err}");
-    assert_eq!(tensors(&run.final_model()), model);
+    assert_eq!(common::tensors(&run.final_model()), model);
 
     // --fresh, asked for, trains again (same seed, same model).
     let out = accrue(&["train", exp, "--fresh"]);
@@ -651,5 +641,5 @@ fn train_keeps_its_experiment_and_never_overwrites_a_run_unasked() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(tensors(&run.final_model()), model);
+    assert_eq!(common::tensors(&run.final_model()), model);
 }

@@ -117,26 +117,21 @@ impl RunDir {
     /// # Errors
     /// A file or folder that exists but cannot be removed, named.
     pub fn clear_previous_run(&self) -> std::io::Result<()> {
-        for dir in [self.checkpoints(), self.stages()] {
-            match std::fs::remove_dir_all(&dir) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(std::io::Error::new(
-                        e.kind(),
-                        format!("{}: {e}", dir.display()),
-                    ));
-                }
-                _ => {}
-            }
-        }
-        for file in [self.metrics(), self.final_model()] {
-            match std::fs::remove_file(&file) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(std::io::Error::new(
-                        e.kind(),
-                        format!("{}: {e}", file.display()),
-                    ));
-                }
-                _ => {}
+        let folders = [self.checkpoints(), self.stages()].map(|p| (p, true));
+        let files = [self.metrics(), self.final_model()].map(|p| (p, false));
+        for (path, is_dir) in folders.into_iter().chain(files) {
+            let removed = if is_dir {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            if let Err(e) = removed
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", path.display()),
+                ));
             }
         }
         Ok(())

@@ -12,20 +12,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use accrue_continual::{
-    ContinualError, ExperimentConfig, RunSummary, run_experiment, run_experiment_on,
+    ContinualError, ExperimentConfig, RunDir, RunSummary, run_experiment, run_experiment_on,
 };
 use burn::tensor::Device;
-use common::{stage, write_data, write_experiment};
-
-/// Every tensor of a safetensors file, by name (raw little-endian bytes).
-fn tensors(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let bytes = std::fs::read(path).expect("read weights");
-    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
-    st.tensors()
-        .into_iter()
-        .map(|(n, v)| (n, v.data().to_vec()))
-        .collect()
-}
+use common::{stage, tensors, write_data, write_experiment};
 
 /// Burn's device RNG is process-global: runs in concurrent test threads would interleave their
 /// seeded draws, so the tests of this file take turns.
@@ -205,14 +195,22 @@ fn non_finite_loss_stops_within_one_step_and_keeps_the_checkpoint() {
     );
 }
 
-#[test]
-fn a_new_run_refuses_to_overwrite_a_previous_one() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+/// A one-stage fine-tuning experiment on the synthetic data in a new folder (kept alive by
+/// the returned guard): the guard, the experiment file and its run folder.
+fn one_stage_experiment() -> (tempfile::TempDir, std::path::PathBuf, RunDir) {
     unsafe { std::env::set_var("ACCRUE_NO_PROGRESS", "1") };
     let dir = tempfile::tempdir().expect("tempdir");
     write_data(dir.path());
     let a = stage("a", &["A"], "{ kind = \"finetune\" }", "");
     let path = write_experiment(dir.path(), "run.toml", "out", &[a]);
+    let run = RunDir::new(dir.path().join("out"));
+    (dir, path, run)
+}
+
+#[test]
+fn a_new_run_refuses_to_overwrite_a_previous_one() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_dir, path, run) = one_stage_experiment();
     let first = run_experiment(&path, false).expect("first run");
     let before = tensors(&first.final_model);
     let log = std::fs::read(&first.metrics).expect("metrics");
@@ -233,9 +231,7 @@ fn a_new_run_refuses_to_overwrite_a_previous_one() {
     assert_eq!(std::fs::read(&first.metrics).expect("metrics"), log);
 
     // Asked for explicitly, a fresh start clears the previous run and trains again.
-    accrue_continual::RunDir::new(dir.path().join("out"))
-        .clear_previous_run()
-        .expect("clear");
+    run.clear_previous_run().expect("clear");
     let again = run_experiment(&path, false).expect("fresh run");
     assert_eq!(tensors(&again.final_model), before, "same seed, same run");
 }
@@ -243,13 +239,9 @@ fn a_new_run_refuses_to_overwrite_a_previous_one() {
 #[test]
 fn a_stage_model_missing_at_a_stage_boundary_is_exported_again_on_resume() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    unsafe { std::env::set_var("ACCRUE_NO_PROGRESS", "1") };
-    let dir = tempfile::tempdir().expect("tempdir");
-    write_data(dir.path());
-    let a = stage("a", &["A"], "{ kind = \"finetune\" }", "");
-    let path = write_experiment(dir.path(), "run.toml", "out", &[a]);
+    let (_dir, path, run) = one_stage_experiment();
     let done = run_experiment(&path, false).expect("run");
-    let stage_model = accrue_continual::RunDir::new(dir.path().join("out")).stage_model(0, "a");
+    let stage_model = run.stage_model(0, "a");
     let exported = tensors(&stage_model);
     // As a kill between the stage-end checkpoint and the export leaves it.
     std::fs::remove_file(&stage_model).expect("remove");

@@ -7,6 +7,17 @@ use std::path::{Path, PathBuf};
 
 use accrue_continual::SupervisionTable;
 
+/// Every tensor of a safetensors file, by name (raw little-endian bytes): weights compared
+/// tensor by tensor, whatever the file's byte layout.
+pub fn tensors(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let bytes = std::fs::read(path).expect("read weights");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    st.tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.data().to_vec()))
+        .collect()
+}
+
 /// Writes a 16-bit PCM mono WAV.
 pub fn write_wav(path: &Path, samples: &[f32], rate: u32) {
     let data_len = (samples.len() * 2) as u32;
