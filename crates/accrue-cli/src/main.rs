@@ -103,6 +103,10 @@ enum Command {
         /// Output file (default: `<run>/eval.json`).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Evaluate the stage models that exist (a run still training); without it a
+        /// missing stage model is an error.
+        #[arg(long)]
+        partial: bool,
     },
     /// Render Markdown tables (mean ± std over the runs of each method) and plots from
     /// evaluation artifacts.
@@ -325,12 +329,19 @@ fn main() -> Result<()> {
             suite,
             method,
             out,
+            partial,
         } => {
             let suite = accrue_suite::EvalSuite::load(&suite)?;
             let backend = cli.backend.name().to_string();
-            let art =
-                accrue_suite::evaluate_run(&run, &suite, method.as_deref(), &backend, &device)
-                    .with_context(|| format!("evaluating {}", run.display()))?;
+            let art = accrue_suite::evaluate_run(
+                &run,
+                &suite,
+                method.as_deref(),
+                &backend,
+                partial,
+                &device,
+            )
+            .with_context(|| format!("evaluating {}", run.display()))?;
             let out = out.unwrap_or_else(|| RunDir::new(&run).eval_artifact());
             art.write(&out)?;
             for st in &art.stages {

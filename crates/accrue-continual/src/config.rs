@@ -251,6 +251,84 @@ pub enum SchedulerConfig {
     },
 }
 
+impl OptimizerConfig {
+    /// Checks Adam's settings (a β outside `[0, 1)` or a negative decay trains silently wrong).
+    ///
+    /// # Errors
+    /// The first invalid value, named.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let finite_pos = |v: f64| v > 0.0 && v.is_finite();
+        if !finite_pos(self.lr) {
+            return Err(format!("optimizer.lr = {} must be positive", self.lr));
+        }
+        for (key, b) in [("beta_1", self.beta_1), ("beta_2", self.beta_2)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(format!("optimizer.{key} = {b} must be in [0, 1)"));
+            }
+        }
+        if !finite_pos(f64::from(self.epsilon)) {
+            return Err(format!(
+                "optimizer.epsilon = {} must be positive",
+                self.epsilon
+            ));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(format!(
+                "optimizer.weight_decay = {} must be ≥ 0",
+                self.weight_decay
+            ));
+        }
+        if let Some(n) = self.grad_clip_norm
+            && !finite_pos(f64::from(n))
+        {
+            return Err(format!("optimizer.grad_clip_norm = {n} must be positive"));
+        }
+        Ok(())
+    }
+}
+
+impl SchedulerConfig {
+    /// Checks the schedule's values: a decay factor outside `(0, 1)` would raise the learning
+    /// rate or flip its sign, a negative floor would let it go below zero.
+    ///
+    /// # Errors
+    /// The first invalid value, named.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        match *self {
+            Self::Constant => Ok(()),
+            Self::Step { step_size, gamma } => {
+                if step_size == 0 {
+                    Err("scheduler.step_size must be ≥ 1".into())
+                } else if !(gamma > 0.0 && gamma <= 1.0) {
+                    Err(format!("scheduler.gamma = {gamma} must be in (0, 1]"))
+                } else {
+                    Ok(())
+                }
+            }
+            Self::Plateau {
+                factor,
+                min_lr,
+                threshold,
+                ..
+            } => {
+                if !(factor > 0.0 && factor < 1.0) {
+                    Err(format!("scheduler.factor = {factor} must be in (0, 1)"))
+                } else if !(min_lr >= 0.0 && min_lr.is_finite()) {
+                    Err(format!("scheduler.min_lr = {min_lr} must be ≥ 0"))
+                } else if !(threshold >= 0.0 && threshold.is_finite()) {
+                    Err(format!("scheduler.threshold = {threshold} must be ≥ 0"))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// The largest waveform batch a stage may ask for (one task's `[batch_size, crop]` buffer of
+/// `f32`): beyond it a typo such as `crop_seconds = 1e6` would try to allocate hundreds of GB.
+pub const MAX_BATCH_BYTES: f64 = 4.0 * 1024.0 * 1024.0 * 1024.0;
+
 impl ExperimentConfig {
     /// Reads and validates an experiment file; relative paths become relative to its directory.
     ///
@@ -362,7 +440,15 @@ impl ExperimentConfig {
         if self.stages.is_empty() {
             return bad("an experiment needs at least one stage".into());
         }
-        self.encoder.config()?;
+        let encoder = self.encoder.config()?;
+        let rate = encoder.front_end().sample_rate;
+        if self.sample_rate != rate {
+            return bad(format!(
+                "sample_rate = {} but the `{}` front end expects {rate} Hz audio (set \
+                 sample_rate = {rate}; audio is resampled to it)",
+                self.sample_rate, self.encoder.preset
+            ));
+        }
         if self.head.hidden == 0
             || self.head.output == 0
             || self.head.output_av == Some(0)
@@ -375,6 +461,11 @@ impl ExperimentConfig {
         }
         for (i, s) in self.stages.iter().enumerate() {
             let at = format!("stage {i} (`{}`)", s.name);
+            if let Some(j) = self.stages[..i].iter().position(|p| p.name == s.name) {
+                return bad(format!(
+                    "{at}: the name is already used by stage {j} (stage models are named by it)"
+                ));
+            }
             if s.tasks.is_empty() {
                 return bad(format!("{at}: no tasks"));
             }
@@ -387,9 +478,25 @@ impl ExperimentConfig {
             if !(s.crop_seconds > 0.0 && s.crop_seconds.is_finite()) {
                 return bad(format!("{at}: crop_seconds must be positive"));
             }
-            if !(s.optimizer.lr > 0.0 && s.optimizer.lr.is_finite()) {
-                return bad(format!("{at}: optimizer.lr must be positive"));
+            let batch_bytes =
+                s.batch_size as f64 * s.crop_seconds * f64::from(self.sample_rate) * 4.0;
+            if batch_bytes > MAX_BATCH_BYTES {
+                return bad(format!(
+                    "{at}: batch_size {} × crop_seconds {} at {} Hz is {:.1} GiB of audio per \
+                     batch (at most {:.0} GiB)",
+                    s.batch_size,
+                    s.crop_seconds,
+                    self.sample_rate,
+                    batch_bytes / 1024f64.powi(3),
+                    MAX_BATCH_BYTES / 1024f64.powi(3)
+                ));
             }
+            s.optimizer
+                .validate()
+                .map_err(|m| ContinualError::Config(format!("{at}: {m}")))?;
+            s.scheduler
+                .validate()
+                .map_err(|m| ContinualError::Config(format!("{at}: {m}")))?;
             for t in &s.tasks {
                 for name in t.split.iter().chain(&t.valid_split) {
                     parse_split(name)?;
@@ -478,6 +585,71 @@ supervision = "s.json"
         let c = ExperimentConfig::parse(MINIMAL).expect("parses");
         let err = c.check_inputs().expect_err("no such files").to_string();
         assert!(err.contains("stage `av` task AV manifest"), "{err}");
+    }
+
+    #[test]
+    fn values_that_would_train_silently_wrong_are_refused_by_name() {
+        // (what to append to / replace in the minimal experiment, what the error names)
+        let stage_extra = |extra: &str| format!("{MINIMAL}\n{extra}\n");
+        let cases: Vec<(String, &str)> = vec![
+            (
+                MINIMAL.replace("[encoder]", "sample_rate = 16000\n[encoder]"),
+                "sample_rate = 16000",
+            ),
+            (
+                MINIMAL.replace("crop_seconds = 1.0", "crop_seconds = 1e6"),
+                "GiB of audio",
+            ),
+            (
+                stage_extra(
+                    "[stages.scheduler]\nkind = \"plateau\"\nfactor = nan\npatience = 1\nmin_lr = 0.0\nthreshold = 0.0",
+                ),
+                "scheduler.factor",
+            ),
+            (
+                stage_extra(
+                    "[stages.scheduler]\nkind = \"plateau\"\nfactor = 10.0\npatience = 1\nmin_lr = 0.0\nthreshold = 0.0",
+                ),
+                "scheduler.factor = 10",
+            ),
+            (
+                stage_extra(
+                    "[stages.scheduler]\nkind = \"plateau\"\nfactor = 0.5\npatience = 1\nmin_lr = -1.0\nthreshold = 0.0",
+                ),
+                "scheduler.min_lr = -1",
+            ),
+            (
+                stage_extra("[stages.scheduler]\nkind = \"step\"\nstep_size = 1\ngamma = -1.0"),
+                "scheduler.gamma = -1",
+            ),
+            (
+                stage_extra("[stages.scheduler]\nkind = \"step\"\nstep_size = 0\ngamma = 0.5"),
+                "scheduler.step_size",
+            ),
+            (
+                stage_extra("[stages.optimizer]\nbeta_1 = 1.5"),
+                "optimizer.beta_1 = 1.5",
+            ),
+            (
+                stage_extra("[stages.optimizer]\nweight_decay = -0.1"),
+                "optimizer.weight_decay",
+            ),
+        ];
+        for (text, named) in cases {
+            let c = ExperimentConfig::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            let err = c.validate().expect_err(named).to_string();
+            assert!(err.contains(named), "expected `{named}` in: {err}");
+        }
+        // Two stages with one name would write one stage model over the other.
+        let mut c = ExperimentConfig::parse(MINIMAL).expect("parses");
+        c.stages.push(c.stages[0].clone());
+        let err = c.validate().expect_err("duplicate name").to_string();
+        assert!(err.contains("already used by stage 0"), "{err}");
+        // The unchanged experiment is valid.
+        ExperimentConfig::parse(MINIMAL)
+            .expect("parses")
+            .validate()
+            .expect("valid");
     }
 
     #[test]

@@ -80,19 +80,21 @@ impl AnyEncoderConfig {
     /// # Errors
     /// [`EncoderError::Config`] naming what is wrong.
     pub fn validate(&self) -> crate::Result<()> {
-        let front_end = match self {
-            Self::ResNet38(c) => {
-                c.validate()?;
-                &c.front_end
-            }
-            Self::Cnn(c) => {
-                c.validate()?;
-                &c.front_end
-            }
-        };
-        front_end
+        match self {
+            Self::ResNet38(c) => c.validate()?,
+            Self::Cnn(c) => c.validate()?,
+        }
+        self.front_end()
             .validate()
             .map_err(|e| EncoderError::Config(format!("invalid front end: {e}")))
+    }
+
+    /// The front end's configuration (sample rate, mel settings, SpecAugment).
+    pub fn front_end(&self) -> &accrue_audio::frontend::FrontEndConfig {
+        match self {
+            Self::ResNet38(c) => &c.front_end,
+            Self::Cnn(c) => &c.front_end,
+        }
     }
 
     /// Builds the encoder.

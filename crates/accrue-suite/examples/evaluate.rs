@@ -24,7 +24,7 @@ pub fn run(
     let device = Device::default();
     // Scores every stage model: probes, zero-shot, retrieval; the CL matrix when the suite
     // declares which score stands for each task.
-    let artifact = evaluate_run(run, &suite, None, "flex", &device)?;
+    let artifact = evaluate_run(run, &suite, None, "flex", false, &device)?;
     let doc = serde_json::to_value(&artifact)?;
     let errors = schema_errors(&doc);
     if !errors.is_empty() {

@@ -89,7 +89,7 @@ fn eval_and_report_run_on_the_integration_experiment() {
     std::fs::write(&suite_path, SUITE).expect("suite");
     let suite = EvalSuite::load(&suite_path).expect("suite parses");
     let device = burn::tensor::Device::default();
-    let art = evaluate_run(&exp, &suite, Some("LwF"), "flex", &device).expect("evaluates");
+    let art = evaluate_run(&exp, &suite, Some("LwF"), "flex", false, &device).expect("evaluates");
 
     // Every stage was evaluated; heads appear only once their stage has run.
     let names: Vec<&str> = art.stages.iter().map(|s| s.stage.as_str()).collect();
@@ -137,7 +137,8 @@ fn eval_and_report_run_on_the_integration_experiment() {
     std::fs::write(&cached_suite, format!("cache_dir = \"emb-cache\"\n{SUITE}")).expect("suite");
     let cached = EvalSuite::load(&cached_suite).expect("suite parses");
     for round in 0..2 {
-        let again = evaluate_run(&exp, &cached, Some("LwF"), "flex", &device).expect("evaluates");
+        let again =
+            evaluate_run(&exp, &cached, Some("LwF"), "flex", false, &device).expect("evaluates");
         assert_eq!(again.stages, art.stages, "round {round}");
     }
     let entries = std::fs::read_dir(dir.path().join("emb-cache"))
@@ -155,7 +156,8 @@ fn eval_and_report_run_on_the_integration_experiment() {
     let out = dir.path().join("report");
     let log = dir.path().join("out/metrics.jsonl");
     let curves = vec![("LwF".to_string(), log)];
-    let report = accrue_suite::report::render(&[art.clone(), art], &curves, &out).expect("report");
+    let report =
+        accrue_suite::report::render(&[art.clone(), art.clone()], &curves, &out).expect("report");
     assert!(
         report.markdown.contains("| LwF | 2 |"),
         "{}",
@@ -172,6 +174,30 @@ fn eval_and_report_run_on_the_integration_experiment() {
             p.display()
         );
     }
+
+    // A missing stage model is an error naming it (not a quiet skip), unless asked to
+    // evaluate what exists; with none at all, even that is an error.
+    let models: Vec<_> = ["0-A", "1-AV", "2-AT"]
+        .iter()
+        .map(|n| dir.path().join(format!("out/stages/{n}.safetensors")))
+        .collect();
+    std::fs::remove_file(&models[2]).expect("remove");
+    let err = evaluate_run(&exp, &suite, None, "flex", false, &device)
+        .expect_err("a stage model is missing")
+        .to_string();
+    assert!(
+        err.contains("2-AT.safetensors") && err.contains("--partial"),
+        "{err}"
+    );
+    let part = evaluate_run(&exp, &suite, None, "flex", true, &device).expect("partial");
+    assert_eq!(part.stages, art.stages[..2]);
+    for m in &models[..2] {
+        std::fs::remove_file(m).expect("remove");
+    }
+    let err = evaluate_run(&exp, &suite, None, "flex", true, &device)
+        .expect_err("no stage model at all")
+        .to_string();
+    assert!(err.contains("0-A.safetensors"), "{err}");
 
     // A suite with an unknown key is refused, naming it.
     let bad = dir.path().join("bad.toml");

@@ -120,17 +120,20 @@ pub fn evaluate_stage_model(
     })
 }
 
-/// `accrue eval`: evaluates every stage model of a finished (or partly finished) run on
-/// `suite` and returns the artifact (stages in training order; stages without a model yet are
-/// skipped). `run` is the experiment file, or a directory holding it as `experiment.toml`.
+/// `accrue eval`: evaluates every stage model of a run on `suite` and returns the artifact
+/// (stages in training order). `run` is the experiment file, or a directory holding it as
+/// `experiment.toml`. With `partial`, stages without a model yet (a run still training) are
+/// skipped and named in a warning; otherwise they are an error.
 ///
 /// # Errors
-/// No `experiment.toml` in `run_dir`, or as [`evaluate_stage_model`].
+/// No `experiment.toml` in `run_dir`; no stage model at all, or (without `partial`) any stage
+/// model missing, each named, before anything is evaluated; or as [`evaluate_stage_model`].
 pub fn evaluate_run(
     run_dir: &Path,
     suite: &EvalSuite,
     method: Option<&str>,
     backend: &str,
+    partial: bool,
     device: &Device,
 ) -> Result<EvalArtifact> {
     let exp_path = if run_dir.is_dir() {
@@ -139,6 +142,30 @@ pub fn evaluate_run(
         run_dir.to_path_buf()
     };
     let exp = ExperimentConfig::load(&exp_path)?;
+    let run = RunDir::new(&exp.output_dir);
+    let models: Vec<PathBuf> = exp
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, stage)| run.stage_model(i, &stage.name))
+        .collect();
+    let missing: Vec<String> = models
+        .iter()
+        .filter(|m| !m.is_file())
+        .map(|m| m.display().to_string())
+        .collect();
+    if missing.len() == models.len() || (!partial && !missing.is_empty()) {
+        return Err(Error::Missing(format!(
+            "{}: no stage model {} (train the run first{})",
+            exp_path.display(),
+            missing.join(", "),
+            if partial {
+                ""
+            } else {
+                ", or evaluate what exists with --partial"
+            }
+        )));
+    }
     let (commit, dirty) = git_commit();
     let bytes = std::fs::read(&exp_path).map_err(|e| Error::io(&exp_path, e))?;
     let seed = exp.stages.first().map_or(0, |s| s.seed);
@@ -169,10 +196,9 @@ pub fn evaluate_run(
         str::to_string,
     );
     let mut art = EvalArtifact::new(method, exp.name.clone(), prov);
-    for (i, stage) in exp.stages.iter().enumerate() {
-        let model = RunDir::new(&exp.output_dir).stage_model(i, &stage.name);
+    for (stage, model) in exp.stages.iter().zip(models) {
         if !model.is_file() {
-            tracing::warn!(stage = stage.name, "no stage model yet; skipped");
+            tracing::warn!(stage = stage.name, model = %model.display(), "no stage model yet; skipped");
             continue;
         }
         let s = evaluate_stage_model(
