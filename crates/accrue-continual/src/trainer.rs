@@ -394,6 +394,18 @@ impl Trainer {
                         .unwrap_or_default()
                 )));
             }
+            // A classification task needs every clip labelled: an unlabelled clip has no target
+            // and would train at a loss of zero.
+            if t.kind == TaskKind::A
+                && let Some(e) = train_ds.examples.iter().find(|e| e.labels.is_empty())
+            {
+                return Err(ContinualError::Config(format!(
+                    "{}: clip `{}` has no label, but task A (classification) needs one for \
+                     every clip",
+                    t.manifest.display(),
+                    e.id
+                )));
+            }
             if t.kind == TaskKind::A && train_ds.classes.len() > num_classes {
                 return Err(ContinualError::Config(format!(
                     "{}: {} classes but the encoder head has {num_classes}",

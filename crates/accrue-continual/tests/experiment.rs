@@ -123,3 +123,30 @@ fn data_parallel_runs_refuse_too_small_batches_and_no_devices() {
     let err = run_experiment_on(&config, &[], false).expect_err("no device");
     assert!(err.to_string().contains("no device"), "{err}");
 }
+
+#[test]
+fn a_classification_manifest_without_labels_is_refused_not_trained_at_loss_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_data(dir.path());
+    // Drop the labels of every training clip.
+    let train = dir.path().join("train.jsonl");
+    let text: String = std::fs::read_to_string(&train)
+        .expect("manifest")
+        .lines()
+        .map(|l| {
+            let start = l.find("\"labels\"").expect("labels");
+            let end = start + l[start..].find("], ").expect("end of labels") + 3;
+            format!("{}{}\n", &l[..start], &l[end..])
+        })
+        .collect();
+    std::fs::write(&train, text).expect("write");
+    let a = stage("a", &["A"], "{ kind = \"finetune\" }", "");
+    let path = write_experiment(dir.path(), "nolabels.toml", "out", &[a]);
+    let err = run_experiment(&path, false)
+        .expect_err("no labels")
+        .to_string();
+    assert!(
+        err.contains("train.jsonl") && err.contains("clip `c0` has no label"),
+        "{err}"
+    );
+}

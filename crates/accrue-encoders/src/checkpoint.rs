@@ -223,6 +223,17 @@ pub fn save_safetensors<M: Module>(model: &M, path: &Path) -> Result<()> {
 /// # Errors
 /// Unreadable file or a malformed header.
 pub fn safetensors_keys(path: &Path) -> Result<std::collections::BTreeMap<String, Vec<usize>>> {
+    Ok(safetensors_header(path)?
+        .into_iter()
+        .map(|(name, (_, shape))| (name, shape))
+        .collect())
+}
+
+/// The tensor names, dtypes (`"F32"`, `"F16"`, …) and shapes of a safetensors file, read from
+/// its header only.
+fn safetensors_header(
+    path: &Path,
+) -> Result<std::collections::BTreeMap<String, (String, Vec<usize>)>> {
     use std::io::Read;
     let bad = |detail: String| EncoderError::CheckpointRead {
         path: path.to_path_buf(),
@@ -258,7 +269,11 @@ pub fn safetensors_keys(path: &Path) -> Result<std::collections::BTreeMap<String
             .map(|d| d.as_u64().map(|d| d as usize))
             .collect::<Option<Vec<usize>>>()
             .ok_or_else(|| bad(format!("tensor `{name}` has a malformed shape")))?;
-        out.insert(name.clone(), shape);
+        let dtype = info
+            .get("dtype")
+            .and_then(|d| d.as_str())
+            .ok_or_else(|| bad(format!("tensor `{name}` has no dtype")))?;
+        out.insert(name.clone(), (dtype.to_string(), shape));
     }
     Ok(out)
 }
@@ -273,6 +288,22 @@ pub fn load_safetensors<M: Module>(
         return Err(EncoderError::CheckpointRead {
             path: path.to_path_buf(),
             detail: "no such file".into(),
+        });
+    }
+    // The models are f32: a tensor of another dtype would load and then fail deep inside a
+    // backend kernel, so it is refused here, named.
+    let other: Vec<String> = safetensors_header(path)?
+        .into_iter()
+        .filter(|(_, (dtype, _))| dtype != "F32")
+        .map(|(name, (dtype, _))| format!("`{name}` is {dtype}"))
+        .collect();
+    if !other.is_empty() {
+        return Err(EncoderError::CheckpointRead {
+            path: path.to_path_buf(),
+            detail: format!(
+                "accrue's models are F32, but {}; convert the file to F32 first",
+                other.join(", ")
+            ),
         });
     }
     let mut store = SafetensorsStore::from_file(path)

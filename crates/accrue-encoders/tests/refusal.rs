@@ -131,3 +131,64 @@ fn clips_shorter_than_the_poolings_are_padded_not_a_panic() {
         assert!(!v.is_empty() && v.iter().all(|x| x.is_finite()));
     }
 }
+
+/// Rewrites `src` with tensor `name` stored as `dtype` (F16 or F64), the rest unchanged.
+fn with_dtype(src: &std::path::Path, dst: &std::path::Path, name: &str, dtype: safetensors::Dtype) {
+    let bytes = std::fs::read(src).expect("read");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    let mut data: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (n, v) in st.tensors() {
+        let f32s: Vec<f32> = v
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let (dt, raw) = match (n == name, dtype) {
+            (true, safetensors::Dtype::F64) => (
+                dtype,
+                f32s.iter()
+                    .flat_map(|x| f64::from(*x).to_le_bytes())
+                    .collect(),
+            ),
+            // F16 bit patterns (not a faithful conversion: only the dtype matters here).
+            (true, _) => (dtype, f32s.iter().flat_map(|_| [0u8, 0u8]).collect()),
+            (false, _) => (v.dtype(), v.data().to_vec()),
+        };
+        data.push((n, dt, v.shape().to_vec(), raw));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
+        .iter()
+        .map(|(n, dt, shape, raw)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*dt, shape.clone(), raw).expect("view"),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, dst).expect("write");
+}
+
+#[test]
+fn a_tensor_of_another_dtype_is_refused_at_load_and_named() {
+    let device = Device::default();
+    let dir = std::env::temp_dir().join(format!("accrue-dtype-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let ok = dir.join("ok.safetensors");
+    accrue_encoders::checkpoint::save_safetensors(&small(&device), &ok).expect("save");
+    for dtype in [safetensors::Dtype::F16, safetensors::Dtype::F64] {
+        let bad = dir.join(format!("{dtype:?}.safetensors"));
+        with_dtype(&ok, &bad, "fc1.weight", dtype);
+        let err = accrue_encoders::checkpoint::load_safetensors(small(&device), &bad, false)
+            .map(|_| ())
+            .expect_err("another dtype is refused")
+            .to_string();
+        assert!(
+            err.contains("`fc1.weight`")
+                && err.contains(&format!("{dtype:?}"))
+                && err.contains("F32"),
+            "{err}"
+        );
+    }
+    accrue_encoders::checkpoint::load_safetensors(small(&device), &ok, false).expect("F32 loads");
+    let _ = std::fs::remove_dir_all(&dir);
+}
