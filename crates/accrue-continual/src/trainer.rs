@@ -235,6 +235,27 @@ struct RunState {
     /// one).
     #[serde(default)]
     replicas: usize,
+    /// Sizes in bytes of the checkpoint's other files when it was written: a resume does not
+    /// trust a checkpoint whose files were truncated since (empty in older checkpoints).
+    #[serde(default)]
+    files: std::collections::BTreeMap<String, u64>,
+}
+
+/// The state of the checkpoint in `dir`, after checking that its files still have the sizes
+/// they were written with.
+fn read_checkpoint_state(dir: &Path) -> std::result::Result<RunState, String> {
+    let sp = dir.join("state.json");
+    let text = fs::read_to_string(&sp).map_err(|e| format!("state.json: {e}"))?;
+    let state: RunState = serde_json::from_str(&text).map_err(|e| format!("state.json: {e}"))?;
+    for (file, written) in &state.files {
+        let now = fs::metadata(dir.join(file)).map_or(0, |m| m.len());
+        if now != *written {
+            return Err(format!(
+                "`{file}` is {now} bytes but was written with {written} (truncated or replaced)"
+            ));
+        }
+    }
+    Ok(state)
 }
 
 /// Floats of the run state are stored as their bit patterns: exact (JSON decimal parsing is
@@ -526,7 +547,44 @@ impl Trainer {
         self.run.checkpoints().join("latest")
     }
 
-    fn latest(&self) -> Result<Option<PathBuf>> {
+    /// The newest usable checkpoint and its state: the one `latest` names or, when that one
+    /// is unreadable or truncated, the one before it (two are kept), with a warning saying
+    /// why. `None` when the run has no checkpoint yet.
+    fn latest(&self) -> Result<Option<(PathBuf, RunState)>> {
+        let Some(newest) = self.pointed()? else {
+            return Ok(None);
+        };
+        let seq = newest
+            .file_name()
+            .and_then(|n| n.to_str()?.strip_prefix("ckpt-")?.parse::<u64>().ok());
+        let mut candidates = vec![newest];
+        if let Some(seq) = seq.filter(|s| *s > 1) {
+            candidates.push(self.run.checkpoints().join(format!("ckpt-{:06}", seq - 1)));
+        }
+        let mut problems = Vec::new();
+        for dir in candidates {
+            match read_checkpoint_state(&dir) {
+                Ok(state) => {
+                    if !problems.is_empty() {
+                        tracing::warn!(
+                            checkpoint = %dir.display(),
+                            skipped = problems.join("; "),
+                            "the newest checkpoint is unusable: resuming from the one before it"
+                        );
+                    }
+                    return Ok(Some((dir, state)));
+                }
+                Err(why) => problems.push(format!("{}: {why}", dir.display())),
+            }
+        }
+        Err(ckpt_err(
+            &self.latest_pointer(),
+            format!("no usable checkpoint: {}", problems.join("; ")),
+        ))
+    }
+
+    /// The checkpoint folder the `latest` pointer names (unchecked), if any.
+    fn pointed(&self) -> Result<Option<PathBuf>> {
         let pointer = self.latest_pointer();
         if !pointer.exists() {
             return Ok(None);
@@ -591,10 +649,20 @@ impl Trainer {
             let p = tmp.join("optim.bin");
             fs::write(&p, &bytes[..]).map_err(|e| ContinualError::io(&p, e))?;
         }
+        state.files = fs::read_dir(&tmp)
+            .map_err(|e| ContinualError::io(&tmp, e))?
+            .flatten()
+            .filter_map(|e| Some((e.file_name().into_string().ok()?, e.metadata().ok()?.len())))
+            .collect();
         let sp = tmp.join("state.json");
         let json = serde_json::to_string_pretty(state).map_err(|e| ckpt_err(&sp, e))?;
         fs::write(&sp, json).map_err(|e| ContinualError::io(&sp, e))?;
         let dir = self.run.checkpoints().join(&name);
+        // A same-numbered folder is a newer checkpoint found unusable at resume (see
+        // `latest`): the pointer falls back past it, so it can go.
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(|e| ContinualError::io(&dir, e))?;
+        }
         fs::rename(&tmp, &dir).map_err(|e| ContinualError::io(&dir, e))?;
         accrue_core::atomic::write(&self.latest_pointer(), name.as_bytes())?;
         // Keep the newest two checkpoints.
@@ -624,10 +692,7 @@ impl Trainer {
         let ad = self.device.clone().autodiff();
         let latest = if resume { self.latest()? } else { None };
         let (mut state, mut student, resume_dir) = match latest {
-            Some(dir) => {
-                let sp = dir.join("state.json");
-                let text = fs::read_to_string(&sp).map_err(|e| ContinualError::io(&sp, e))?;
-                let state: RunState = serde_json::from_str(&text).map_err(|e| ckpt_err(&sp, e))?;
+            Some((dir, state)) => {
                 let heads = if state.epoch == 0 && state.next_batch == 0 {
                     state.stage
                 } else {
@@ -644,8 +709,18 @@ impl Trainer {
                         "resuming with a different number of data-parallel replicas: the rest of the run is not the run that was interrupted (per-replica negatives and BatchNorm statistics change)"
                     );
                 }
-                // Drop what was logged after the checkpoint: those steps run again.
-                if fs::metadata(&self.run.metrics()).is_ok_and(|m| m.len() > state.metrics_len) {
+                // Drop what was logged after the checkpoint: those steps run again. A log
+                // shorter than at the checkpoint lost lines that cannot be rebuilt: say so.
+                let logged = fs::metadata(self.run.metrics()).map_or(0, |m| m.len());
+                if logged < state.metrics_len {
+                    tracing::warn!(
+                        metrics = %self.run.metrics().display(),
+                        bytes = logged,
+                        at_checkpoint = state.metrics_len,
+                        "the metrics log is shorter than when the checkpoint was written: lines before the resume point are missing"
+                    );
+                }
+                if logged > state.metrics_len {
                     fs::OpenOptions::new()
                         .write(true)
                         .open(&self.run.metrics())
@@ -824,7 +899,7 @@ impl Trainer {
         }
         bar.set_position((state.epoch * steps_per_epoch + state.next_batch) as u64);
         let mut last_ckpt = self
-            .latest()?
+            .pointed()?
             .map_or_else(|| "none".to_string(), |p| p.display().to_string());
         let mut stopped_early = false;
         let mut epochs_run = state.epoch;

@@ -254,3 +254,23 @@ fn a_stage_model_missing_at_a_stage_boundary_is_exported_again_on_resume() {
         "one stage: final = stage model"
     );
 }
+
+#[test]
+fn a_truncated_newest_checkpoint_falls_back_to_the_one_before() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_dir, path, run) = one_stage_experiment();
+    let done = run_experiment(&path, false).expect("run");
+    let expected = tensors(&done.final_model);
+    // Truncate the newest checkpoint's student, as a full disk or a kill mid-copy would.
+    let latest = std::fs::read_to_string(run.checkpoints().join("latest")).expect("pointer");
+    let student = run.checkpoints().join(latest.trim()).join("student.bpk");
+    let bytes = std::fs::read(&student).expect("student");
+    std::fs::write(&student, &bytes[..bytes.len() / 2]).expect("truncate");
+    std::fs::remove_file(&done.final_model).expect("remove");
+
+    let resumed = run_experiment(&path, true).expect("resumes from the previous checkpoint");
+    assert_eq!(tensors(&resumed.final_model), expected);
+    assert_eq!(resumed.stages, done.stages);
+    // Resuming again (now from a sound newest checkpoint) works too.
+    run_experiment(&path, true).expect("resumes again");
+}
