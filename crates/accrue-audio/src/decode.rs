@@ -63,6 +63,16 @@ pub fn decode_file(path: &Path) -> Result<Decoded> {
 
 /// Decodes an audio file to mono.
 pub fn decode_file_with(path: &Path, options: DecodeOptions) -> Result<Decoded> {
+    // Opening a directory succeeds on Unix; the decoder would then call it "unsupported".
+    if path.is_dir() {
+        return Err(AudioError::Unreadable {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "a directory, not an audio file",
+            ),
+        });
+    }
     let file = File::open(path).map_err(|source| AudioError::Unreadable {
         path: path.to_path_buf(),
         source,

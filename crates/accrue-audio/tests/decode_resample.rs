@@ -95,6 +95,16 @@ fn missing_file_is_a_clear_error_naming_it() {
 }
 
 #[test]
+fn a_directory_is_named_as_a_directory_not_an_unsupported_format() {
+    let dir = std::env::temp_dir();
+    let err = decode_file(&dir).expect_err("a directory").to_string();
+    assert!(
+        err.contains(&dir.display().to_string()) && err.contains("a directory"),
+        "{err}"
+    );
+}
+
+#[test]
 fn garbage_is_unsupported_or_corrupt_not_a_panic() {
     let err = decode_bytes(vec![0x42; 1000], "noise.wav", DecodeOptions::default()).unwrap_err();
     assert!(

@@ -406,9 +406,10 @@ fn main() -> Result<()> {
             );
             for file in files {
                 let t0 = Instant::now();
-                let decoded = decode_file(&file).with_context(|| "decoding failed")?;
+                let decoded = decode_file(&file)?;
                 let t_dec = t0.elapsed();
-                let wave = resample(&decoded.samples, decoded.sample_rate, cfg.sample_rate)?;
+                let wave = resample(&decoded.samples, decoded.sample_rate, cfg.sample_rate)
+                    .with_context(|| format!("{}", file.display()))?;
                 let t_res = t0.elapsed() - t_dec;
                 let n = wave.len();
                 let x = Tensor::<2>::from_data(TensorData::new(wave, [1, n]), &device);
