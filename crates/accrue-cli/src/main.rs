@@ -69,13 +69,10 @@ enum Command {
         /// Number of seeds (0, 1, …).
         #[arg(long, default_value_t = 3)]
         seeds: u64,
-        /// Methods of the sequences (comma-separated: finetune, lwf, cassle, modx).
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "finetune,lwf,cassle,modx"
-        )]
-        methods: Vec<String>,
+        /// Methods of the sequences (comma-separated: finetune, lwf, cassle, modx, replay,
+        /// wise_ft). Default: the paper's four; the smoke profile adds replay and wise_ft.
+        #[arg(long, value_delimiter = ',')]
+        methods: Option<Vec<String>>,
         /// Parallel runs (single-threaded child processes).
         #[arg(long, default_value_t = 2)]
         jobs: usize,
@@ -192,37 +189,6 @@ enum Command {
     },
 }
 
-/// Keeps the experiment as run in the run folder (absolute paths), so that `accrue eval <run>`
-/// and `accrue info` find it; on a resume, warns when the experiment file changed since.
-fn record_experiment(
-    config: &accrue::continual::ExperimentConfig,
-    source: &std::path::Path,
-    run: &RunDir,
-    resume: bool,
-) -> Result<()> {
-    let copy = run.experiment();
-    let same_file = std::fs::canonicalize(source)
-        .ok()
-        .zip(std::fs::canonicalize(&copy).ok())
-        .is_some_and(|(a, b)| a == b);
-    if same_file {
-        return Ok(());
-    }
-    let text = config.to_toml_absolute()?;
-    if resume
-        && let Ok(old) = std::fs::read_to_string(&copy)
-        && old != text
-    {
-        tracing::warn!(
-            experiment = %source.display(),
-            run = %copy.display(),
-            "the experiment differs from the one this run started with: the resumed run is not that run"
-        );
-    }
-    accrue::core::atomic::write(&copy, text.as_bytes())?;
-    Ok(())
-}
-
 fn parse_backend(s: &str) -> std::result::Result<BackendKind, String> {
     s.parse()
 }
@@ -253,7 +219,9 @@ fn main() -> Result<()> {
         } => {
             let devices =
                 accrue::backend::devices(cli.backend, replicas).map_err(anyhow::Error::msg)?;
-            let config = accrue::continual::ExperimentConfig::load(&experiment)
+            // The shipped methods and accrue-methods' (replay, wise_ft).
+            let registry = accrue_methods::registry()?;
+            let config = accrue::continual::ExperimentConfig::load_with(&experiment, &registry)
                 .with_context(|| format!("loading {}", experiment.display()))?;
             // Everything is validated before anything of a previous run is touched.
             config
@@ -269,8 +237,10 @@ fn main() -> Result<()> {
                 // Before the experiment's copy in the run folder is replaced.
                 run.refuse_overwrite()?;
             }
-            record_experiment(&config, &experiment, &run, resume)?;
-            let summary = accrue::continual::run_experiment_on(&config, &devices, resume)
+            let summary = accrue::continual::Experiment::new(config)
+                .registry(registry)
+                .devices(&devices)
+                .run(resume)
                 .with_context(|| format!("running {}", experiment.display()))?;
             println!("run {}:", summary.name);
             for stage in &summary.stages {
@@ -302,14 +272,18 @@ fn main() -> Result<()> {
             opts.towers_dir = towers;
             opts.out_dir = out;
             opts.seeds = (0..seeds).collect();
-            opts.methods = methods
-                .iter()
-                .map(|m| {
-                    Method::parse(m).ok_or_else(|| {
-                        anyhow::anyhow!("unknown method `{m}` (finetune, lwf, cassle, modx)")
+            if let Some(methods) = methods {
+                opts.methods = methods
+                    .iter()
+                    .map(|m| {
+                        Method::parse(m).ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "unknown method `{m}` (finetune, lwf, cassle, modx, replay, wise_ft)"
+                            )
+                        })
                     })
-                })
-                .collect::<Result<_>>()?;
+                    .collect::<Result<_>>()?;
+            }
             opts.jobs = jobs.max(1);
             opts.exe = std::env::current_exe().ok();
             opts.backend = cli.backend.name().to_string();

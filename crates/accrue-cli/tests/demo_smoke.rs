@@ -66,6 +66,8 @@ fn the_whole_grid_runs_evaluates_and_reports() {
         "| LwF |",
         "| CaSSLe |",
         "| Mod-X |",
+        "| Replay |",
+        "| WiSE-FT |",
         "| MT-WC (joint AV+AT) |",
         "| A only |",
         "| A-AV-AT | Mod-X |",
@@ -78,7 +80,8 @@ fn the_whole_grid_runs_evaluates_and_reports() {
     }
     // One artifact per run; each validates against the documented schema and holds
     // finite scores in [0, 1] for every stage it went through.
-    assert_eq!(report.artifacts.len(), 10);
+    // A, MT-WC, and A → AT, A → AV → AT for each of the 6 methods.
+    assert_eq!(report.artifacts.len(), 14);
     for path in &report.artifacts {
         let text = std::fs::read_to_string(path).expect("artifact");
         let doc: serde_json::Value = serde_json::from_str(&text).expect("JSON");

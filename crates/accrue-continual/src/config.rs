@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ContinualError, Result};
 use crate::model::{ProjectionHeadConfig, TaskKind};
-use crate::strategies::StrategyConfig;
+use crate::registry::{MethodSpec, Registry};
 
 /// A whole experiment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,6 +54,11 @@ pub struct EncoderSpec {
     /// checkpoint). Default: none (the first stage has no teacher).
     #[serde(default)]
     pub trained_on: Option<TaskKind>,
+    /// The training data of `trained_on` (its `kind` must be that task): not trained on, but
+    /// handed to methods that replay earlier data ([`crate::Strategy::replay`]) as the data of
+    /// the task before the first stage. `[encoder.trained_on_data]` with a task's keys.
+    #[serde(default)]
+    pub trained_on_data: Option<TaskConfig>,
 }
 
 impl EncoderSpec {
@@ -130,8 +135,9 @@ pub struct StageConfig {
     /// The task(s): one, or several for a multi-task stage (MT-WC).
     pub tasks: Vec<TaskConfig>,
     /// The continual-learning method (default: fine-tuning).
-    #[serde(default = "default_strategy")]
-    pub strategy: StrategyConfig,
+    /// Built through the [`Registry`] the experiment runs with.
+    #[serde(default)]
+    pub strategy: MethodSpec,
     /// λ of `L = (1 − λ)·L_c + λ·L_kd`.
     #[serde(default = "default_lambda")]
     pub lambda: f64,
@@ -157,10 +163,6 @@ pub struct StageConfig {
     /// Also checkpoint every this many steps (0: only at epoch and stage ends).
     #[serde(default)]
     pub checkpoint_every_steps: usize,
-}
-
-fn default_strategy() -> StrategyConfig {
-    StrategyConfig::Finetune
 }
 
 fn default_lambda() -> f64 {
@@ -337,6 +339,31 @@ impl ExperimentConfig {
     /// or invalid values.
     #[cfg(feature = "toml")]
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with(path, &Registry::builtin())
+    }
+
+    /// As [`Self::load`], with the methods of `registry` (a user's own `kind`s).
+    ///
+    /// # Errors
+    /// As [`Self::load`]; a method kind `registry` does not know.
+    #[cfg(feature = "toml")]
+    pub fn load_with(path: &Path, registry: &Registry) -> Result<Self> {
+        Self::load_inner(path, Some(registry))
+    }
+
+    /// As [`Self::load`] for tools that read a run and never train it (evaluation): every
+    /// value is validated except the stages' methods, which need not be registered here (a
+    /// user's method trained by the user's own program).
+    ///
+    /// # Errors
+    /// As [`Self::load`], method kinds and options aside.
+    #[cfg(feature = "toml")]
+    pub fn load_any_method(path: &Path) -> Result<Self> {
+        Self::load_inner(path, None)
+    }
+
+    #[cfg(feature = "toml")]
+    fn load_inner(path: &Path, registry: Option<&Registry>) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| ContinualError::io(path, e))?;
         let mut cfg = Self::parse(&text).map_err(|message| ContinualError::ConfigFile {
             path: path.to_path_buf(),
@@ -344,7 +371,7 @@ impl ExperimentConfig {
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.resolve_paths(base);
-        cfg.validate()?;
+        cfg.check(registry)?;
         Ok(cfg)
     }
 
@@ -354,7 +381,7 @@ impl ExperimentConfig {
     /// # Errors
     /// The parser's message.
     pub fn parse(text: &str) -> std::result::Result<Self, String> {
-        toml::from_str(text).map_err(|e| {
+        let located = |e: toml::de::Error| {
             let mut msg = e.message().to_string();
             if let Some(span) = e.span() {
                 let before = &text[..span.start.min(text.len())];
@@ -363,7 +390,29 @@ impl ExperimentConfig {
                 msg = format!("line {line}, column {col}: {msg}");
             }
             msg
-        })
+        };
+        let mut cfg: Self = toml::from_str(text).map_err(located)?;
+        // Where each stage's method table is written, so that the method's own option
+        // errors (found later, by its registered constructor) name their line.
+        #[derive(Deserialize)]
+        struct Doc {
+            #[serde(default)]
+            stages: Vec<SpannedStage>,
+        }
+        #[derive(Deserialize)]
+        struct SpannedStage {
+            strategy: Option<toml::Spanned<toml::Value>>,
+        }
+        let doc: Doc = toml::from_str(text).map_err(located)?;
+        for (stage, spanned) in cfg.stages.iter_mut().zip(doc.stages) {
+            if let Some(span) = spanned.strategy.map(|s| s.span())
+                && let Some(table) = text.get(span.clone())
+            {
+                let line = text[..span.start].matches('\n').count() + 1;
+                stage.strategy.set_origin(line, table);
+            }
+        }
+        Ok(cfg)
     }
 
     /// Every path the experiment names (output folder, initial checkpoint, manifests,
@@ -372,6 +421,12 @@ impl ExperimentConfig {
         let mut out = vec![("output_dir".to_string(), &mut self.output_dir)];
         if let Some(c) = self.encoder.checkpoint.as_mut() {
             out.push(("[encoder] checkpoint".into(), c));
+        }
+        if let Some(t) = self.encoder.trained_on_data.as_mut() {
+            out.push(("[encoder.trained_on_data] manifest".into(), &mut t.manifest));
+            if let Some(s) = t.supervision.as_mut() {
+                out.push(("[encoder.trained_on_data] supervision".into(), s));
+            }
         }
         for stage in &mut self.stages {
             for task in &mut stage.tasks {
@@ -431,11 +486,24 @@ impl ExperimentConfig {
         }
     }
 
-    /// Checks values that serde cannot.
+    /// Checks values that serde cannot, with the shipped methods ([`Registry::builtin`]).
     ///
     /// # Errors
     /// The first invalid value, named.
     pub fn validate(&self) -> Result<()> {
+        self.validate_with(&Registry::builtin())
+    }
+
+    /// As [`Self::validate`]; each stage's method is built by `registry` (which checks its
+    /// kind and options).
+    ///
+    /// # Errors
+    /// The first invalid value, named.
+    pub fn validate_with(&self, registry: &Registry) -> Result<()> {
+        self.check(Some(registry))
+    }
+
+    fn check(&self, registry: Option<&Registry>) -> Result<()> {
         let bad = |msg: String| Err(ContinualError::Config(msg));
         if self.stages.is_empty() {
             return bad("an experiment needs at least one stage".into());
@@ -457,6 +525,15 @@ impl ExperimentConfig {
             return bad(format!(
                 "[head] widths must be ≥ 1 (hidden {}, output {}, output_av {:?}, output_at {:?})",
                 self.head.hidden, self.head.output, self.head.output_av, self.head.output_at
+            ));
+        }
+        if let Some(t) = &self.encoder.trained_on_data
+            && Some(t.kind) != self.encoder.trained_on
+        {
+            return bad(format!(
+                "[encoder.trained_on_data] kind = \"{}\" but [encoder] trained_on = {:?}: the \
+                 data must be that of the task the initial encoder was trained on",
+                t.kind, self.encoder.trained_on
             ));
         }
         for (i, s) in self.stages.iter().enumerate() {
@@ -505,7 +582,9 @@ impl ExperimentConfig {
                     return bad(format!("{at}: task {} needs a `supervision` table", t.kind));
                 }
             }
-            s.strategy.build()?;
+            if let Some(registry) = registry {
+                registry.build(&s.strategy)?;
+            }
         }
         Ok(())
     }
@@ -548,8 +627,14 @@ supervision = "s.json"
         let err = ExperimentConfig::parse(&text).expect_err("unknown key");
         assert!(err.contains("learning_rate"), "{err}");
         assert!(err.contains("line 9,"), "{err}");
+        // A method's options are its own: parsed by its registered constructor, whose error
+        // still names the key and its line.
         let text = MINIMAL.replace("kind = \"lwf\"", "kind = \"lwf\", temprature = 2.0");
-        let err = ExperimentConfig::parse(&text).expect_err("unknown strategy key");
+        let cfg = ExperimentConfig::parse(&text).expect("the experiment parses");
+        let err = cfg
+            .validate()
+            .expect_err("unknown strategy key")
+            .to_string();
         assert!(
             err.contains("temprature") && err.contains("line 11"),
             "{err}"

@@ -39,6 +39,16 @@ pub enum ContinualError {
         /// What is wrong.
         reason: String,
     },
+    /// A method's options are invalid or its kind is not registered ([`crate::Registry`]).
+    #[error("method `{kind}`{}: {message}", .line.map(|l| format!(" (line {l})")).unwrap_or_default())]
+    Method {
+        /// The method's kind.
+        kind: String,
+        /// The line of the experiment file, when the spec came from one.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
     /// An invalid configuration value.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -102,7 +112,8 @@ impl ContinualError {
         }
     }
 
-    pub(crate) fn strategy(strategy: &str, reason: impl Into<String>) -> Self {
+    /// [`ContinualError::Strategy`]: `strategy` cannot run as asked (for methods' own errors).
+    pub fn strategy(strategy: &str, reason: impl Into<String>) -> Self {
         Self::Strategy {
             strategy: strategy.to_string(),
             reason: reason.into(),

@@ -7,11 +7,15 @@
 //!   `end_stage`), declared [`Capabilities`], the read-only [`StepView`].
 //! - [`strategies`]: sequential fine-tuning, LwF, CaSSLe, Mod-X, frozen encoder + adapter,
 //!   MT-WC, [`strategies::Combined`], and the TOML-driven [`strategies::AnyStrategy`].
+//! - [`registry`]: methods by `kind` ([`Registry`], [`MethodSpec`]): the shipped ones and a
+//!   user's, all built the same way and trained by the same stage loop.
+//! - [`observe`]: the [`Observer`] trait and the built-in observers (progress bar, metrics
+//!   log, `tracing`, stage export).
 //! - [`model`]: the [`Student`] (encoder + one projection head per task) and the
 //!   [`Trainable`] module the optimiser updates (`{ student, aux }`).
 //! - [`step`]: one optimisation step, shared by the trainer and the tests.
 //! - [`config`], [`trainer`], [`supervision`]: TOML experiments (unknown keys rejected with
-//!   key and line), the stage trainer ([`run_experiment`]) with Adam/AMSGrad, StepLR,
+//!   key and line), the stage trainer ([`Experiment`], [`run_experiment`]) with Adam/AMSGrad, StepLR,
 //!   ReduceLROnPlateau, early stopping keeping the best weights, gradient clipping, atomic
 //!   checkpoints with bit-identical resume on the CPU backend, NaN/inf stops naming the term,
 //!   progress bars (`ACCRUE_NO_PROGRESS` hides them), `tracing` logs and a JSONL metrics log;
@@ -28,8 +32,11 @@
 //!
 //! ## Writing a method
 //!
-//! Implement [`Strategy`]; see `examples/custom_strategy.rs` (feature-space L2 distillation in
-//! ~60 lines). Compose with [`strategies::Combined`] or, from TOML, `kind = "combined"`.
+//! Implement [`Strategy`], register it under a kind ([`Registry::register`]) and run the
+//! experiment with [`Experiment`]: the complete program is `accrue-methods`'
+//! `examples/custom_strategy.rs` (feature-space L2 distillation), and that crate's `replay.rs` and
+//! `wise_ft.rs` are two more methods written against the public API only. Compose in code with
+//! [`strategies::Combined`] or, shipped methods from TOML, `kind = "combined"`.
 //!
 //! Architecture invariant: strategies compute loss terms from read-only views; only the
 //! trainer optimises, checkpoints and logs.
@@ -37,7 +44,9 @@
 pub mod config;
 pub mod error;
 pub mod model;
+pub mod observe;
 pub mod parallel;
+pub mod registry;
 pub mod run_dir;
 pub mod step;
 pub mod strategies;
@@ -51,15 +60,17 @@ pub use accrue_losses::{LossTerms, ObjectiveConfig};
 pub use config::ExperimentConfig;
 pub use error::{ContinualError, Result};
 pub use model::{ContrastiveHead, ProjectionHeadConfig, Student, TaskKind, Trainable};
+pub use observe::Observer;
 pub use parallel::DataParallel;
+pub use registry::{Method, MethodSpec, Registry};
 pub use run_dir::RunDir;
 pub use step::{ComputedStep, StepCounters, TaskBatch, apply_step, compute_step};
 pub use strategy::{
-    BatchMeta, Capabilities, NoAux, StageInfo, StepView, Strategy, Supervision, TaskView,
-    TeacherSlot, snapshot_teacher, task_loss, task_loss_only,
+    BatchMeta, Capabilities, NoAux, Replay, StageInfo, StepView, Strategy, Supervision, TaskSource,
+    TaskView, TeacherSlot, mixed_objective, snapshot_teacher, task_loss, task_loss_only,
 };
 pub use supervision::SupervisionTable;
 pub use trainer::{
-    RunSummary, StageSummary, load_student_or_encoder, run_experiment, run_experiment_config,
-    run_experiment_on,
+    Experiment, RunSummary, StageSummary, load_student_or_encoder, run_experiment,
+    run_experiment_config, run_experiment_on,
 };

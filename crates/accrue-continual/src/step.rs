@@ -33,6 +33,9 @@ pub struct TaskBatch {
     pub supervision: Option<Supervision>,
     /// Metadata.
     pub meta: BatchMeta,
+    /// A batch of a method's replay stream ([`crate::Strategy::replay`]), shown to it in
+    /// [`StepView::replay`] rather than [`StepView::tasks`].
+    pub replay: bool,
 }
 
 impl TaskBatch {
@@ -73,6 +76,7 @@ impl TaskBatch {
                     .collect(),
                 ..self.meta.clone()
             },
+            replay: self.replay,
         }
     }
 }
@@ -116,6 +120,7 @@ pub fn loss_terms<S: Strategy>(
         None
     };
     let mut views = Vec::with_capacity(batches.len());
+    let mut replay = Vec::new();
     for batch in batches {
         let student = model.student.encode(batch.wave.clone());
         counters.student_forwards += 1;
@@ -128,7 +133,12 @@ pub fn loss_terms<S: Strategy>(
             counters.teacher_forwards += 1;
             t.encode(batch.wave.clone().inner())
         });
-        views.push(TaskView {
+        let into = if batch.replay {
+            &mut replay
+        } else {
+            &mut views
+        };
+        into.push(TaskView {
             kind: batch.kind,
             student,
             head_output,
@@ -146,6 +156,7 @@ pub fn loss_terms<S: Strategy>(
         stage,
         student: &model.student,
         tasks: &views,
+        replay: &replay,
     };
     strategy.loss_terms(&view, &model.aux)
 }

@@ -9,8 +9,14 @@
 //! 2. [`Strategy::loss_terms`] — a pure function of one step's read-only [`StepView`]
 //!    (student outputs and head outputs, teacher outputs when requested, supervision
 //!    embeddings, batch metadata) and the current aux module; returns named [`LossTerms`].
-//! 3. [`Strategy::end_stage`] — a last look at the trained student (e.g. to compute a Fisher
-//!    matrix); most methods do nothing.
+//! 3. [`Strategy::end_stage`] — takes the trained student and returns the stage's model:
+//!    most methods return it unchanged; a weight-space method may change it (e.g. interpolate
+//!    towards the stage-start weights).
+//!
+//! A method that keeps data across stages (experience replay) declares
+//! [`Capabilities::replay`]: the trainer then hands [`Strategy::replay`] the training data of
+//! every earlier stage ([`TaskSource`]); the method returns bounded, seeded subsets of it
+//! ([`Replay`]), and every step carries one batch of each as [`StepView::replay`].
 //!
 //! The trainer owns the optimisation: the student and the aux module travel together in a
 //! [`crate::Trainable`] that Burn's optimiser updates as one module, so a method's extras (the
@@ -43,6 +49,9 @@ pub struct StageInfo {
     pub previous: Option<TaskKind>,
     /// Mixing weight λ of `L = (1 − λ)·L_c + λ·L_kd` (method-spec §4).
     pub lambda: f64,
+    /// The stage's seed (`seed` of the experiment's stage): derive a method's own draws from it
+    /// ([`accrue_core::seed::derive`]) so that they are reproducible and survive a resume.
+    pub seed: u64,
 }
 
 impl StageInfo {
@@ -53,6 +62,7 @@ impl StageInfo {
             tasks: vec![kind],
             previous,
             lambda,
+            seed: 0,
         }
     }
 
@@ -71,6 +81,9 @@ pub struct Capabilities {
     pub supervision: bool,
     /// Keep the encoder fixed (no gradients, eval-mode BatchNorm and dropout) for the stage.
     pub freeze_encoder: bool,
+    /// Call [`Strategy::replay`] with the earlier stages' data and carry its streams'
+    /// batches in every step ([`StepView::replay`]).
+    pub replay: bool,
 }
 
 impl Capabilities {
@@ -80,6 +93,7 @@ impl Capabilities {
             teacher_forward: self.teacher_forward || other.teacher_forward,
             supervision: self.supervision || other.supervision,
             freeze_encoder: self.freeze_encoder || other.freeze_encoder,
+            replay: self.replay || other.replay,
         }
     }
 }
@@ -107,6 +121,23 @@ pub struct BatchMeta {
     pub step: usize,
     /// Clip ids of the rows.
     pub clip_ids: Vec<String>,
+    /// Clips of the task's whole batch in this step, across data-parallel replicas (a replica
+    /// sees a shard of it; 0: unknown, the view's own rows). A term that *sums* over rows
+    /// scales by `batch_size / rows` so that its weight relative to mean-reduced terms does
+    /// not depend on the replica count ([`BatchMeta::sum_scale`]).
+    pub batch_size: usize,
+}
+
+impl BatchMeta {
+    /// `batch_size / rows` (1 when the batch size is unknown): the factor that makes a
+    /// sum-over-rows term of a replica's shard stand for the whole batch's.
+    pub fn sum_scale(&self, rows: usize) -> f64 {
+        if self.batch_size == 0 || rows == 0 {
+            1.0
+        } else {
+            self.batch_size as f64 / rows as f64
+        }
+    }
 }
 
 /// One task's tensors in a step.
@@ -138,6 +169,36 @@ pub struct StepView<'a> {
     pub student: &'a Student,
     /// One entry per task of the stage, in [`StageInfo::tasks`] order.
     pub tasks: &'a [TaskView],
+    /// One entry per replay stream of the method ([`Strategy::replay`]), in its order: the
+    /// task is the earlier task's, the head output its head's. Empty without
+    /// [`Capabilities::replay`], and in validation passes.
+    pub replay: &'a [TaskView],
+}
+
+/// The training data of one task of an earlier stage, as [`Strategy::replay`] sees it.
+#[derive(Clone, Debug)]
+pub struct TaskSource {
+    /// The stage it belongs to (0-based); `None` for the task the initial encoder was trained
+    /// on (`[encoder.trained_on_data]`).
+    pub stage: Option<usize>,
+    /// The task.
+    pub kind: TaskKind,
+    /// Its training clips (split applied).
+    pub dataset: accrue_data::Dataset,
+    /// Its supervision table (AV/AT).
+    pub supervision: Option<std::sync::Arc<crate::supervision::SupervisionTable>>,
+}
+
+/// A stream of earlier data that a method mixes into every step of a stage: the trainer loads
+/// `source` (usually a subset of a [`TaskSource`]) with random crops of the stage's length, in
+/// an order seeded by the stage and the stream's position, and carries one batch of
+/// `batch_size` clips per step in [`StepView::replay`].
+#[derive(Clone, Debug)]
+pub struct Replay {
+    /// The clips (and their supervision) to replay.
+    pub source: TaskSource,
+    /// Clips per step.
+    pub batch_size: usize,
 }
 
 impl<'a> StepView<'a> {
@@ -181,17 +242,30 @@ pub trait Strategy {
     /// Shape errors from the loss functions, or missing inputs.
     fn loss_terms(&self, view: &StepView<'_>, aux: &Self::Aux) -> Result<LossTerms>;
 
-    /// Finishes a stage (default: drops nothing, does nothing).
+    /// The replay streams of a stage, from the training data of every earlier stage; called
+    /// after [`Strategy::begin_stage`] (also on a resume) when [`Capabilities::replay`] is set.
+    /// Choose clips from [`StageInfo::seed`], never from a global RNG, so that a resumed run
+    /// replays what the interrupted one did. Default: none.
+    ///
+    /// # Errors
+    /// Method-specific.
+    fn replay(&mut self, _stage: &StageInfo, _earlier: &[TaskSource]) -> Result<Vec<Replay>> {
+        Ok(Vec::new())
+    }
+
+    /// Finishes a stage: receives the trained student (after early stopping restored the best
+    /// epoch) and returns the stage's model, which is exported, checkpointed and trained on by
+    /// the next stage. Default: unchanged.
     ///
     /// # Errors
     /// Method-specific.
     fn end_stage(
         &mut self,
         _stage: &StageInfo,
-        _student: &Student,
+        student: Student,
         _aux: &Self::Aux,
-    ) -> Result<()> {
-        Ok(())
+    ) -> Result<Student> {
+        Ok(student)
     }
 
     /// This strategy with its state (a teacher snapshot) on `device`, for a data-parallel

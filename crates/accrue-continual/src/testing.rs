@@ -73,7 +73,9 @@ pub fn synthetic_batch(kind: TaskKind, device: &Device) -> TaskBatch {
             epoch: 0,
             step: 0,
             clip_ids: (0..BATCH).map(|i| format!("clip{i}")).collect(),
+            batch_size: BATCH,
         },
+        replay: false,
     }
 }
 
@@ -173,6 +175,7 @@ pub fn run_multitask_step<S: Strategy>(strategy: S) -> StepReport {
         tasks: vec![TaskKind::AV, TaskKind::AT],
         previous: Some(TaskKind::A),
         lambda: 0.3,
+        seed: 0,
     };
     run_stage_step(strategy, stage)
 }

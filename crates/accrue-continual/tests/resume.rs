@@ -9,13 +9,12 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use accrue_continual::{
     ContinualError, ExperimentConfig, RunDir, RunSummary, run_experiment, run_experiment_on,
 };
 use burn::tensor::Device;
-use common::{stage, tensors, write_data, write_experiment};
+use common::{kill_after_steps, stage, step_lines, tensors, write_data, write_experiment};
 
 /// Burn's device RNG is process-global: runs in concurrent test threads would interleave their
 /// seeded draws, so the tests of this file take turns.
@@ -59,16 +58,6 @@ fn resume_child_entry() {
     }
 }
 
-fn step_lines(metrics: &Path) -> usize {
-    std::fs::read_to_string(metrics)
-        .map(|t| {
-            t.lines()
-                .filter(|l| l.contains("\"event\":\"step\""))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn killed_and_resumed_run_is_bit_identical() {
     kill_and_resume(1);
@@ -100,25 +89,7 @@ fn kill_and_resume(replicas: usize) {
         .spawn()
         .expect("spawn child");
     let metrics = dir.path().join("out-killed/metrics.jsonl");
-    let t0 = Instant::now();
-    let mut killed_at = None;
-    while t0.elapsed() < Duration::from_secs(240) {
-        if let Some(status) = child.try_wait().expect("wait") {
-            panic!("child ended before it was killed: {status}");
-        }
-        let n = step_lines(&metrics);
-        if n >= 6 {
-            child.kill().expect("kill");
-            killed_at = Some(n);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if killed_at.is_none() {
-        let _ = child.kill();
-    }
-    let _ = child.wait();
-    let killed_at = killed_at.expect("child made no progress in time");
+    let killed_at = kill_after_steps(&mut child, &metrics, 6);
     assert!(killed_at < 12, "killed too late ({killed_at} steps)");
 
     let resumed = train(&killed, true, replicas);
@@ -187,7 +158,7 @@ fn non_finite_loss_stops_within_one_step_and_keeps_the_checkpoint() {
         kept.join("state.json").is_file(),
         "the last good checkpoint is kept: {checkpoint}"
     );
-    let steps = step_lines(&dir.path().join("out-nan/metrics.jsonl"));
+    let steps = step_lines(&dir.path().join("out-nan/metrics.jsonl")).len();
     assert_eq!(
         steps,
         *step + 2 * *epoch,
@@ -273,4 +244,96 @@ fn a_truncated_newest_checkpoint_falls_back_to_the_one_before() {
     assert_eq!(resumed.stages, done.stages);
     // Resuming again (now from a sound newest checkpoint) works too.
     run_experiment(&path, true).expect("resumes again");
+}
+
+/// Records every event and reads the stage models it is shown.
+#[derive(Default)]
+struct Recorder {
+    events: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl accrue_continual::Observer for Recorder {
+    fn stage_start(
+        &mut self,
+        e: &accrue_continual::observe::StageStart,
+    ) -> accrue_continual::Result<()> {
+        self.push(format!("start {} {}", e.index, e.strategy));
+        Ok(())
+    }
+
+    fn step(&mut self, e: &accrue_continual::observe::StepEnd<'_>) -> accrue_continual::Result<()> {
+        assert!(e.loss.is_finite() && !e.terms.is_empty());
+        self.push(format!("step {} {} {}", e.stage, e.epoch, e.step));
+        Ok(())
+    }
+
+    fn epoch_end(
+        &mut self,
+        e: &accrue_continual::observe::EpochEnd,
+    ) -> accrue_continual::Result<()> {
+        self.push(format!("epoch {} {}", e.stage, e.epoch));
+        Ok(())
+    }
+
+    fn stage_end(
+        &mut self,
+        e: &accrue_continual::observe::StageEnd<'_>,
+    ) -> accrue_continual::Result<()> {
+        // Reading the model must not change it.
+        use burn::module::Module;
+        let n = e.student.valid().num_params();
+        assert!(n > 0);
+        self.push(format!("end {} {}", e.index, e.summary.epochs));
+        Ok(())
+    }
+
+    fn run_end(&mut self, s: &RunSummary) -> accrue_continual::Result<()> {
+        self.push(format!("run {}", s.stages.len()));
+        Ok(())
+    }
+}
+
+impl Recorder {
+    fn push(&self, line: String) {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line);
+    }
+}
+
+#[test]
+fn an_extra_observer_sees_every_event_and_never_changes_training() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    unsafe { std::env::set_var("ACCRUE_NO_PROGRESS", "1") };
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_data(dir.path());
+    let plain = write_experiment(dir.path(), "plain.toml", "out-plain", &stages());
+    let watched = write_experiment(dir.path(), "watched.toml", "out-watched", &stages());
+    let a = accrue_continual::Experiment::new(ExperimentConfig::load(&plain).expect("config"))
+        .run(false)
+        .expect("run");
+    let recorder = Recorder::default();
+    let events = recorder.events.clone();
+    let b = accrue_continual::Experiment::new(ExperimentConfig::load(&watched).expect("config"))
+        .observer(recorder)
+        .run(false)
+        .expect("run");
+    let (ta, tb) = (tensors(&a.final_model), tensors(&b.final_model));
+    assert_eq!(ta.len(), tb.len());
+    for (name, bytes) in &ta {
+        assert!(
+            *bytes == tb[name],
+            "`{name}` differs with an extra observer"
+        );
+    }
+    let events = events.lock().expect("events").clone();
+    let count = |p: &str| events.iter().filter(|e| e.starts_with(p)).count();
+    // 3 stages × 2 epochs × 2 steps.
+    assert_eq!(count("step "), 12, "{events:?}");
+    assert_eq!(count("epoch "), 6);
+    assert_eq!(count("start "), 3);
+    assert_eq!(count("end "), 3);
+    assert_eq!(events.first().map(String::as_str), Some("start 0 finetune"));
+    assert_eq!(events.last().map(String::as_str), Some("run 3"));
 }

@@ -24,11 +24,25 @@ pub enum Method {
     Cassle,
     /// Mod-X (cognition-aligned similarity distillation).
     Modx,
+    /// Experience replay of task A's (and AV's) clips (not in the paper; `accrue-methods`).
+    Replay,
+    /// WiSE-FT weight interpolation at stage ends (not in the paper; `accrue-methods`).
+    WiseFt,
 }
 
 impl Method {
     /// Every method, in table order.
-    pub const ALL: [Method; 4] = [Method::Finetune, Method::Lwf, Method::Cassle, Method::Modx];
+    pub const ALL: [Method; 6] = [
+        Method::Finetune,
+        Method::Lwf,
+        Method::Cassle,
+        Method::Modx,
+        Method::Replay,
+        Method::WiseFt,
+    ];
+
+    /// The paper's methods.
+    pub const PAPER: [Method; 4] = [Method::Finetune, Method::Lwf, Method::Cassle, Method::Modx];
 
     /// Short name (file names, `--methods`).
     pub fn name(self) -> &'static str {
@@ -37,6 +51,8 @@ impl Method {
             Method::Lwf => "lwf",
             Method::Cassle => "cassle",
             Method::Modx => "modx",
+            Method::Replay => "replay",
+            Method::WiseFt => "wise_ft",
         }
     }
 
@@ -52,6 +68,8 @@ impl Method {
             Method::Lwf => "LwF",
             Method::Cassle => "CaSSLe",
             Method::Modx => "Mod-X",
+            Method::Replay => "Replay",
+            Method::WiseFt => "WiSE-FT",
         }
     }
 
@@ -61,6 +79,8 @@ impl Method {
             Method::Lwf => r#"{ kind = "lwf", temperature = 2.0 }"#,
             Method::Cassle => r#"{ kind = "cassle", hidden = 256 }"#,
             Method::Modx => r#"{ kind = "modx", alignment = true }"#,
+            Method::Replay => r#"{ kind = "replay", capacity = 64, batch_size = 8 }"#,
+            Method::WiseFt => r#"{ kind = "wise_ft", alpha = 0.5 }"#,
         }
     }
 }
@@ -177,7 +197,7 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
     // one released PANNs checkpoint; the seeds vary the multi-modal stages.
     let a_dir = opts.out_dir.join("runs").join("a");
     let a_final = a_dir.join("final.safetensors");
-    let header = |name: &str, seed: u64, dir: &Path, from_a: bool| {
+    let header = |name: &str, seed: u64, dir: &Path, from_a: bool, replays: bool| {
         let mut h = format!(
             "# Written by `accrue demo`; edit the demo's settings, not this file.\n\
              name = \"{name}-seed{seed}\"\noutput_dir = {}\nsample_rate = 32000\n\n\
@@ -188,13 +208,20 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
         if from_a {
             h += &format!("checkpoint = {}\ntrained_on = \"A\"\n", q(&a_final));
         }
+        if from_a && replays {
+            // Task A's clips, for the replaying method's memory (not trained on again).
+            h += &format!(
+                "[encoder.trained_on_data]\nkind = \"A\"\nmanifest = {}\nsplit = \"train\"\n",
+                q(&data.task_a)
+            );
+        }
         h += &format!(
             "\n[head]\nhidden = {}\noutput = {}\noutput_av = {}\noutput_at = {}\n",
             settings.head_hidden, data.text_dim, data.image_dim, data.text_dim
         );
         h
     };
-    let a_text = header("a", A_SEED, &a_dir, false)
+    let a_text = header("a", A_SEED, &a_dir, false, false)
         + &stage_toml(
             "A",
             r#"{ kind = "finetune" }"#,
@@ -268,7 +295,7 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
             );
             let name = format!("a-at-{}", m.name());
             let dir = seed_dir.join(&name);
-            let text = header(&name, seed, &dir, true) + &at_stage;
+            let text = header(&name, seed, &dir, true, m == Method::Replay) + &at_stage;
             push(
                 &name,
                 Sequence::AAt,
@@ -278,7 +305,7 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
             )?;
             let name = format!("a-av-at-{}", m.name());
             let dir = seed_dir.join(&name);
-            let text = header(&name, seed, &dir, true)
+            let text = header(&name, seed, &dir, true, m == Method::Replay)
                 + &stage_toml(
                     "AV",
                     m.strategy_toml(),
@@ -303,7 +330,7 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
         }
         let name = "mt-wc";
         let dir = seed_dir.join(name);
-        let text = header(name, seed, &dir, true)
+        let text = header(name, seed, &dir, true, false)
             + &stage_toml(
                 "AV+AT",
                 r#"{ kind = "multitask", weight_av = 0.5, weight_at = 0.5 }"#,
@@ -335,7 +362,7 @@ fn write_experiment(dir: &Path, text: &str) -> Result<()> {
         std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     accrue_core::atomic::write(&path, text.as_bytes())?;
-    ExperimentConfig::load(&path)?;
+    ExperimentConfig::load_with(&path, &accrue_methods::registry()?)?;
     Ok(())
 }
 
@@ -351,8 +378,12 @@ fn is_done(job: &Job) -> bool {
 /// Training or evaluation errors.
 pub fn run_job(job: &Job, device: &burn::tensor::Device) -> Result<()> {
     if !RunDir::new(&job.dir).final_model().is_file() {
-        let cfg = ExperimentConfig::load(&job.experiment())?;
-        accrue_continual::run_experiment_config(&cfg, device, true)?;
+        let registry = accrue_methods::registry()?;
+        let cfg = ExperimentConfig::load_with(&job.experiment(), &registry)?;
+        accrue_continual::Experiment::new(cfg)
+            .registry(registry)
+            .devices(std::slice::from_ref(device))
+            .run(true)?;
     }
     for model in job.stage_models() {
         let out = Job::scores_path(&model);

@@ -46,6 +46,7 @@ fn write_model(dir: &Path, with_at: bool) -> PathBuf {
         num_classes: Some(3),
         checkpoint: None,
         trained_on: None,
+        trained_on_data: None,
     };
     let mut student = Student::new(spec.config().expect("preset").init(&device));
     if with_at {

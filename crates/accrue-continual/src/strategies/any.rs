@@ -189,7 +189,7 @@ impl Strategy for LeafStrategy {
         }
     }
 
-    fn end_stage(&mut self, stage: &StageInfo, student: &Student, aux: &LeafAux) -> Result<()> {
+    fn end_stage(&mut self, stage: &StageInfo, student: Student, aux: &LeafAux) -> Result<Student> {
         const NONE: NoAux = NoAux {};
         match self {
             Self::Cassle(s) => s.end_stage(stage, student, aux),
@@ -277,11 +277,17 @@ impl Strategy for AnyStrategy {
         Ok(terms)
     }
 
-    fn end_stage(&mut self, stage: &StageInfo, student: &Student, aux: &Self::Aux) -> Result<()> {
+    fn end_stage(
+        &mut self,
+        stage: &StageInfo,
+        student: Student,
+        aux: &Self::Aux,
+    ) -> Result<Student> {
+        let mut student = student;
         for ((s, _), a) in self.parts.iter_mut().zip(aux) {
-            s.end_stage(stage, student, a)?;
+            student = s.end_stage(stage, student, a)?;
         }
-        Ok(())
+        Ok(student)
     }
 }
 

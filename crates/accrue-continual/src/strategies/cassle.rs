@@ -74,6 +74,7 @@ impl Strategy for Cassle {
             teacher_forward: stage.previous.is_some(),
             supervision: true,
             freeze_encoder: false,
+            replay: false,
         }
     }
 

@@ -3,7 +3,9 @@
 //! `Combined<A, B>` runs both methods on the same step view. Each side's terms are prefixed
 //! with its name (`lwf/distillation`) and scaled by its weight; the aux module is the pair of
 //! both aux modules, so both sides' extras are trained. Capabilities are the union. Both
-//! sides return their own contrastive term, so weights summing to 1 keep `L_c`'s weight.
+//! sides return their own contrastive term, so weights summing to 1 keep `L_c`'s weight. Replay
+//! streams of both sides are concatenated (first side's first), and each side sees all of them
+//! in [`StepView::replay`].
 
 use accrue_losses::LossTerms;
 use burn::module::{Module, ModuleDisplay};
@@ -11,7 +13,7 @@ use burn::tensor::Device;
 
 use crate::error::Result;
 use crate::model::Student;
-use crate::strategy::{Capabilities, StageInfo, StepView, Strategy};
+use crate::strategy::{Capabilities, Replay, StageInfo, StepView, Strategy, TaskSource};
 
 /// The aux modules of two composed strategies.
 #[derive(Module, Debug)]
@@ -87,8 +89,24 @@ impl<A: Strategy, B: Strategy> Strategy for Combined<A, B> {
         Ok(terms)
     }
 
-    fn end_stage(&mut self, stage: &StageInfo, student: &Student, aux: &Self::Aux) -> Result<()> {
-        self.first.0.end_stage(stage, student, &aux.first)?;
+    fn replay(&mut self, stage: &StageInfo, earlier: &[TaskSource]) -> Result<Vec<Replay>> {
+        let mut streams = Vec::new();
+        if self.first.0.capabilities(stage).replay {
+            streams.extend(self.first.0.replay(stage, earlier)?);
+        }
+        if self.second.0.capabilities(stage).replay {
+            streams.extend(self.second.0.replay(stage, earlier)?);
+        }
+        Ok(streams)
+    }
+
+    fn end_stage(
+        &mut self,
+        stage: &StageInfo,
+        student: Student,
+        aux: &Self::Aux,
+    ) -> Result<Student> {
+        let student = self.first.0.end_stage(stage, student, &aux.first)?;
         self.second.0.end_stage(stage, student, &aux.second)
     }
 }

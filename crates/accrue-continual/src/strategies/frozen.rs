@@ -28,6 +28,7 @@ impl Strategy for FrozenAdapter {
             supervision: true,
             // A first stage has nothing to keep: train it normally.
             freeze_encoder: stage.previous.is_some(),
+            replay: false,
         }
     }
 

@@ -78,6 +78,7 @@ impl Strategy for Lwf {
             teacher_forward: stage.previous.is_some(),
             supervision: true,
             freeze_encoder: false,
+            replay: false,
         }
     }
 

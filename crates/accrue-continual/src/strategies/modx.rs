@@ -109,6 +109,7 @@ impl Strategy for ModX {
             teacher_forward: stage.previous.is_some(),
             supervision: true,
             freeze_encoder: false,
+            replay: false,
         }
     }
 

@@ -117,3 +117,40 @@ pub fn write_experiment(dir: &Path, file: &str, out: &str, stages: &[String]) ->
     std::fs::write(&path, text).expect("write experiment");
     path
 }
+
+/// The `"event":"step"` lines of a metrics log (none when it does not exist yet).
+pub fn step_lines(metrics: &Path) -> Vec<String> {
+    std::fs::read_to_string(metrics)
+        .map(|t| {
+            t.lines()
+                .filter(|l| l.contains("\"event\":\"step\""))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits (up to 4 minutes) until the run writing `metrics` has logged `after` steps, then kills
+/// `child`; returns the steps it had logged. Panics when the child ends first or never gets
+/// there.
+pub fn kill_after_steps(child: &mut std::process::Child, metrics: &Path, after: usize) -> usize {
+    let t0 = std::time::Instant::now();
+    let mut killed_at = None;
+    while t0.elapsed() < std::time::Duration::from_secs(240) {
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!("child ended before it was killed: {status}");
+        }
+        let n = step_lines(metrics).len();
+        if n >= after {
+            child.kill().expect("kill");
+            killed_at = Some(n);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    if killed_at.is_none() {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    killed_at.expect("child made no progress in time")
+}

@@ -133,6 +133,7 @@ pub fn load_model(
         num_classes,
         checkpoint: None,
         trained_on: None,
+        trained_on_data: None,
     };
     let plain = device.clone().inner();
     let skeleton = Student::new(spec.config()?.init(&plain));

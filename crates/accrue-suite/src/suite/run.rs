@@ -141,7 +141,8 @@ pub fn evaluate_run(
     } else {
         run_dir.to_path_buf()
     };
-    let exp = ExperimentConfig::load(&exp_path)?;
+    // A run trained with a user's own method is scored too: its kind need not be known here.
+    let exp = ExperimentConfig::load_any_method(&exp_path)?;
     let run = RunDir::new(&exp.output_dir);
     let models: Vec<PathBuf> = exp
         .stages
@@ -187,10 +188,9 @@ pub fn evaluate_run(
     let method = method.map_or_else(
         || {
             exp.stages.last().map_or("unknown".into(), |s| {
-                s.strategy.build().map_or("unknown".into(), |b| {
-                    use accrue_continual::Strategy;
-                    b.name()
-                })
+                accrue_continual::Registry::builtin()
+                    .build(&s.strategy)
+                    .map_or_else(|_| s.strategy.kind.clone(), |m| m.method_name())
             })
         },
         str::to_string,
