@@ -363,4 +363,73 @@ mod tests {
         assert_eq!(a.len(), 2, "contrastive + distillation: {a:?}");
         assert_eq!(a, b);
     }
+
+    /// A term that sums over rows (Mod-X) keeps its weight against the mean-reduced L_c
+    /// whatever the replica count: over two replicas the reported distillation is the *sum* of
+    /// the shards' (as one device's full-batch sum is), the contrastive term their mean.
+    #[test]
+    fn sum_reduced_terms_are_invariant_to_the_replica_count() {
+        let device = Device::default().autodiff();
+        let student = tiny_student(&device)
+            .ensure_head(TaskKind::AV, &tiny_head_config(), &device)
+            .unwrap();
+        let stage = StageInfo::new(1, TaskKind::AV, Some(TaskKind::A), 0.3);
+        // A teacher that differs from the student, and no alignment (which could zero rows),
+        // so that the term is positive.
+        let other = tiny_student(&device)
+            .ensure_head(TaskKind::AV, &tiny_head_config(), &device)
+            .unwrap();
+        let mut modx = crate::strategies::ModX::new(crate::strategies::ModXOptions {
+            alignment: false,
+            ..Default::default()
+        });
+        modx.begin_stage(&stage, &other, &device).unwrap();
+        let model = Trainable {
+            student: student.freeze().set_require_grad(true),
+            aux: crate::strategy::NoAux {},
+        };
+        let batch = synthetic_batch(TaskKind::AV, &device);
+        let half = batch.len() / 2;
+        // Each shard on its own, as a one-device batch of `half` clips.
+        let alone = |start: usize| {
+            let mut shard = batch.slice_to(start, half, &device.clone().inner());
+            shard.meta.batch_size = half;
+            let t = crate::step::loss_terms(
+                &modx,
+                &stage,
+                &model,
+                &[shard],
+                &mut StepCounters::default(),
+            )
+            .unwrap()
+            .values();
+            (t[0].value, t[1].value)
+        };
+        let (a, b) = (alone(0), alone(half));
+        let dp = DataParallel::new(&modx, vec![device.clone(), device.clone()]).unwrap();
+        let two = dp
+            .compute_step(
+                &modx,
+                &stage,
+                &model,
+                &[batch],
+                &mut StepCounters::default(),
+                |r| r as u64,
+            )
+            .unwrap();
+        let names: Vec<&str> = two.terms.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["contrastive", "distillation"]);
+        let (c, d) = (two.terms[0].value, two.terms[1].value);
+        assert!(a.1 + b.1 > 1e-7, "{a:?} {b:?}");
+        assert!(
+            (c - 0.5 * (a.0 + b.0)).abs() < 1e-5,
+            "L_c {c} vs {a:?} {b:?}"
+        );
+        assert!(
+            (d - (a.1 + b.1)).abs() <= 1e-3 * (a.1 + b.1),
+            "Mod-X {d}: the shards' sum is {}, without the scale it would be {}",
+            a.1 + b.1,
+            0.5 * (a.1 + b.1)
+        );
+    }
 }

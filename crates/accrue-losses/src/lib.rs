@@ -62,7 +62,9 @@ pub use distill::cassle::{
 };
 pub use distill::lwf::{LwfConfig, lwf_loss};
 pub use distill::modx::{
-    ModXConfig, TieBreak, cognition_align, misranked_rows, modx_loss, modx_loss_from_similarities,
+    ModXConfig, TieBreak, cognition_align, cognition_align_with, misranked_rows,
+    misranked_rows_with, modx_loss, modx_loss_from_similarities, modx_loss_from_similarities_with,
+    same_target_mask,
 };
 pub use error::{LossError, Result};
 pub use kl::{Distribution, KlDirection, KlDivConfig, Reduction, kl_div};

@@ -15,5 +15,5 @@ pub use combined::{Combined, Pair};
 pub use finetune::FineTune;
 pub use frozen::FrozenAdapter;
 pub use lwf::{Lwf, LwfOptions};
-pub use modx::{ModX, ModXOptions, TeacherHead};
+pub use modx::{ModX, ModXOptions, TeacherHead, Ties};
 pub use multitask::{MultiTask, MultiTaskOptions};

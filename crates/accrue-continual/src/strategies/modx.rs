@@ -30,7 +30,7 @@ use crate::strategy::{
     task_loss, task_loss_only,
 };
 
-/// Mod-X options (defaults: the reference code, §10 item 7).
+/// Mod-X options (defaults: the reference code, §10 item 7, except the tie rule).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModXOptions {
@@ -38,6 +38,8 @@ pub struct ModXOptions {
     pub alignment: bool,
     /// Which head maps the previous encoder's embedding after a multi-modal previous task.
     pub teacher_head: TeacherHead,
+    /// When a teacher row counts as correctly ranked (see [`Ties`]).
+    pub ties: Ties,
 }
 
 impl Default for ModXOptions {
@@ -45,6 +47,32 @@ impl Default for ModXOptions {
         Self {
             alignment: true,
             teacher_head: TeacherHead::Auto,
+            ties: Ties::SameTarget,
+        }
+    }
+}
+
+/// The tie rule of cognition alignment ([`accrue_losses::TieBreak`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ties {
+    /// A row is correct when a column with its own target attains the row maximum (default):
+    /// with class-level targets (clips of a class share one image embedding) a class's columns
+    /// tie exactly, and the reference's rule would discard about half of each batch's rows.
+    #[default]
+    SameTarget,
+    /// The first maximal column must be the diagonal (the reference code's `argmax`).
+    FirstIndex,
+    /// The diagonal must attain the row maximum.
+    DiagonalWins,
+}
+
+impl Ties {
+    fn tie_break(self) -> accrue_losses::TieBreak {
+        match self {
+            Self::SameTarget => accrue_losses::TieBreak::SameTarget,
+            Self::FirstIndex => accrue_losses::TieBreak::FirstIndex,
+            Self::DiagonalWins => accrue_losses::TieBreak::DiagonalWins,
         }
     }
 }
@@ -170,13 +198,19 @@ impl Strategy for ModX {
                 .valid()
                 .forward(t_out.embedding_dropped.clone())
         };
-        let config = ModXConfig::new().with_alignment(self.options.alignment);
+        let config = ModXConfig::new()
+            .with_alignment(self.options.alignment)
+            .with_tie_break(self.options.ties.tie_break());
+        let [rows, _] = sup.dims();
+        // The term sums over rows: scaled to the whole batch, so that a data-parallel replica's
+        // shard weighs it against L_c as one device does.
         let l_kd = modx_loss(
             teacher_audio,
             task.head_output.clone(),
             sup.clone(),
             &config,
-        )?;
+        )?
+        .mul_scalar(task.meta.sum_scale(rows));
         mixed_objective(view.stage, l_c, l_kd)
     }
 }

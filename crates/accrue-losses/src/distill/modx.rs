@@ -20,7 +20,12 @@
 //! [`TieBreak::FirstIndex`] (default) the argmax is the **first** maximal index, like
 //! `torch.max`/`torch.argmax` in the reference, so a row whose diagonal ties with an earlier
 //! column is mis-ranked. [`TieBreak::DiagonalWins`] treats any tie involving the diagonal as
-//! correct. Both rules are implemented with comparisons, independent of the backend's `argmax`.
+//! correct. [`TieBreak::SameTarget`] counts a row as correct when a maximal column is a
+//! *positive* — a column whose supervision target is the row's own (identical supervision
+//! embeddings, [`same_target_mask`]): with class-level targets (every clip of a class shares one
+//! image embedding) the first two rules discard about half of a batch's rows by construction,
+//! because a class's columns tie exactly. The rules are implemented with comparisons,
+//! independent of the backend's `argmax`.
 
 use burn::config::Config;
 use burn::tensor::{Bool, Tensor};
@@ -39,6 +44,10 @@ pub enum TieBreak {
     FirstIndex,
     /// A row is correct whenever the diagonal attains the row maximum.
     DiagonalWins,
+    /// A row is correct whenever a column with the row's own target (a positive) attains the
+    /// row maximum; needs the positives ([`modx_loss`] derives them from the supervision).
+    /// With unique targets it is [`TieBreak::DiagonalWins`].
+    SameTarget,
 }
 
 /// Configuration of the Mod-X term. Defaults follow the reference code (spec §10 item 7):
@@ -82,6 +91,21 @@ impl ModXConfig {
 /// - `teacher_sim`: `[B, B]`
 /// - output: `[B, 1]`
 pub fn misranked_rows(teacher_sim: Tensor<2>, tie_break: TieBreak) -> Tensor<2, Bool> {
+    misranked_rows_with(teacher_sim, tie_break, None)
+}
+
+/// As [`misranked_rows`], with the positives of [`TieBreak::SameTarget`] (`[B, B]`, `true`
+/// where column `j` has row `i`'s target; `None`: the diagonal only).
+///
+/// # Shapes
+///
+/// - `teacher_sim`, `positives`: `[B, B]`
+/// - output: `[B, 1]`
+pub fn misranked_rows_with(
+    teacher_sim: Tensor<2>,
+    tie_break: TieBreak,
+    positives: Option<Tensor<2, Bool>>,
+) -> Tensor<2, Bool> {
     let [b, _] = teacher_sim.dims();
     let device = teacher_sim.device();
     let row_max = teacher_sim.clone().max_dim(1).expand([b, b]);
@@ -96,8 +120,43 @@ pub fn misranked_rows(teacher_sim: Tensor<2>, tie_break: TieBreak) -> Tensor<2, 
             let earlier_max = is_max.bool_and(strictly_lower_mask(b, &device)).any_dim(1);
             diag_is_max.bool_and(earlier_max.bool_not())
         }
+        TieBreak::SameTarget => match positives {
+            Some(p) => is_max.bool_and(p).any_dim(1),
+            None => diag_is_max,
+        },
     };
     correct.bool_not()
+}
+
+/// Positives of a batch: `[B, B]`, `true` where rows `i` and `j` of `supervision` are
+/// identical (the same class-level image embedding, the same caption), the diagonal included.
+/// Exact comparison, on the host (the supervision is a constant).
+///
+/// # Shapes
+///
+/// - `supervision`: `[B, D]`
+/// - output: `[B, B]`
+pub fn same_target_mask(supervision: &Tensor<2>) -> Tensor<2, Bool> {
+    let [b, d] = supervision.dims();
+    let values: Vec<u32> = supervision
+        .clone()
+        .detach()
+        .into_data()
+        .iter::<f32>()
+        .map(f32::to_bits)
+        .collect();
+    let row = |i: usize| &values[i * d..(i + 1) * d];
+    let mut mask = vec![false; b * b];
+    for i in 0..b {
+        for j in 0..b {
+            mask[i * b + j] = i == j || row(i) == row(j);
+        }
+    }
+    Tensor::<1, Bool>::from_bool(
+        burn::tensor::TensorData::new(mask, [b * b]),
+        &supervision.device(),
+    )
+    .reshape([b, b])
 }
 
 /// Cognition alignment: rows of `teacher_sim` that the teacher mis-ranks are replaced by the
@@ -112,9 +171,24 @@ pub fn cognition_align(
     student_sim: Tensor<2>,
     tie_break: TieBreak,
 ) -> Tensor<2> {
+    cognition_align_with(teacher_sim, student_sim, tie_break, None)
+}
+
+/// As [`cognition_align`], with the positives of [`TieBreak::SameTarget`].
+///
+/// # Shapes
+///
+/// - `teacher_sim`, `student_sim`, `positives`: `[B, B]`
+/// - output: `[B, B]`
+pub fn cognition_align_with(
+    teacher_sim: Tensor<2>,
+    student_sim: Tensor<2>,
+    tie_break: TieBreak,
+    positives: Option<Tensor<2, Bool>>,
+) -> Tensor<2> {
     let [b, _] = teacher_sim.dims();
     let teacher_sim = teacher_sim.detach();
-    let mask = misranked_rows(teacher_sim.clone(), tie_break).expand([b, b]);
+    let mask = misranked_rows_with(teacher_sim.clone(), tie_break, positives).expand([b, b]);
     teacher_sim.mask_where(mask, student_sim.detach())
 }
 
@@ -139,6 +213,26 @@ pub fn modx_loss_from_similarities(
     student_sim: Tensor<2>,
     config: &ModXConfig,
 ) -> crate::Result<Tensor<1>> {
+    modx_loss_from_similarities_with(teacher_sim, student_sim, None, config)
+}
+
+/// As [`modx_loss_from_similarities`], with the positives of [`TieBreak::SameTarget`]
+/// (symmetric, so the same mask serves the row and the column direction).
+///
+/// # Shapes
+///
+/// - `teacher_sim`, `student_sim`, `positives`: `[B, B]`
+/// - output: as [`modx_loss_from_similarities`]
+///
+/// # Errors
+///
+/// As [`modx_loss_from_similarities`].
+pub fn modx_loss_from_similarities_with(
+    teacher_sim: Tensor<2>,
+    student_sim: Tensor<2>,
+    positives: Option<Tensor<2, Bool>>,
+    config: &ModXConfig,
+) -> crate::Result<Tensor<1>> {
     check_square("modx_loss", "teacher_sim", &teacher_sim)?;
     check_same("modx_loss", "student_sim", &teacher_sim, &student_sim)?;
     config.validate()?;
@@ -147,8 +241,13 @@ pub fn modx_loss_from_similarities(
     let student_t = student_sim.clone().transpose();
     let (rows_target, cols_target) = if config.alignment {
         (
-            cognition_align(teacher_sim, student_sim.clone(), config.tie_break),
-            cognition_align(teacher_t, student_t.clone(), config.tie_break),
+            cognition_align_with(
+                teacher_sim,
+                student_sim.clone(),
+                config.tie_break,
+                positives.clone(),
+            ),
+            cognition_align_with(teacher_t, student_t.clone(), config.tie_break, positives),
         )
     } else {
         (teacher_sim, teacher_t)
@@ -169,7 +268,8 @@ pub fn modx_loss_from_similarities(
 }
 
 /// Mod-X term from embeddings: `C = norm(student_audio) · norm(supervision)ᵀ`,
-/// `C° = norm(teacher_audio) · norm(supervision)ᵀ`, then [`modx_loss_from_similarities`].
+/// `C° = norm(teacher_audio) · norm(supervision)ᵀ`, then [`modx_loss_from_similarities`]
+/// (with [`TieBreak::SameTarget`], the positives are the identical rows of `supervision`).
 ///
 /// `teacher_audio` (and the supervision copy used for `C°`) are detached; gradients reach
 /// `student_audio` and, through `C`, `supervision`. For the stage-AV adaptation pass
@@ -195,10 +295,12 @@ pub fn modx_loss(
     check_matrix("modx_loss", "student_audio", &student_audio)?;
     check_same("modx_loss", "teacher_audio", &student_audio, &teacher_audio)?;
     check_same("modx_loss", "supervision", &student_audio, &supervision)?;
+    let positives =
+        (config.tie_break == TieBreak::SameTarget).then(|| same_target_mask(&supervision));
     let teacher_sim =
         cosine_similarity_matrix(teacher_audio.detach(), supervision.clone().detach());
     let student_sim = cosine_similarity_matrix(student_audio, supervision);
-    modx_loss_from_similarities(teacher_sim, student_sim, config)
+    modx_loss_from_similarities_with(teacher_sim, student_sim, positives, config)
 }
 
 #[cfg(test)]
@@ -269,6 +371,55 @@ mod tests {
         assert_eq!(
             diag.into_data().try_to_vec_as::<bool>().expect("bool"),
             vec![false, false, false]
+        );
+    }
+
+    #[test]
+    fn repeated_targets_count_as_correct_with_the_positives_mask() {
+        let device = Device::default();
+        // A class-level batch: clips 0 and 1 share one target, 2 and 3 another. The teacher
+        // ranks each clip's own class first, so every row ties between the two columns of its
+        // class.
+        let sup =
+            Tensor::<2>::from_floats([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]], &device);
+        let teacher_audio =
+            Tensor::<2>::from_floats([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.3, 0.7]], &device);
+        let teacher_sim = cosine_similarity_matrix(teacher_audio, sup.clone());
+        let positives = same_target_mask(&sup);
+        assert_eq!(
+            positives
+                .clone()
+                .into_data()
+                .try_to_vec::<bool>()
+                .expect("bool"),
+            [
+                true, true, false, false, true, true, false, false, false, false, true, true,
+                false, false, true, true
+            ]
+        );
+        let mis = |tie, p: Option<Tensor<2, Bool>>| {
+            misranked_rows_with(teacher_sim.clone(), tie, p)
+                .into_data()
+                .try_to_vec::<bool>()
+                .expect("bool")
+        };
+        // The reference's rule discards the second clip of each class by construction.
+        assert_eq!(mis(TieBreak::FirstIndex, None), [false, true, false, true]);
+        // Same target: every row is correctly ranked.
+        assert_eq!(
+            mis(TieBreak::SameTarget, Some(positives.clone())),
+            [false, false, false, false]
+        );
+        // A row whose maximum is another class's column stays mis-ranked.
+        let wrong =
+            Tensor::<2>::from_floats([[0.9, 0.1], [0.1, 0.9], [0.1, 0.9], [0.3, 0.7]], &device);
+        let wrong_sim = cosine_similarity_matrix(wrong, sup);
+        assert_eq!(
+            misranked_rows_with(wrong_sim, TieBreak::SameTarget, Some(positives))
+                .into_data()
+                .try_to_vec::<bool>()
+                .expect("bool"),
+            [false, true, false, false]
         );
     }
 
