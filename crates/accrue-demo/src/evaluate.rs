@@ -351,6 +351,8 @@ pub fn suite(ctx: &EvalContext) -> EvalSuite {
         head,
         data: data.clone(),
         table: table(head),
+        // Tux Paint has known duplicate captions and sounds (docs/benchmark-data.md).
+        duplicates: name == tasks::TUXPAINT,
     };
     let score = |protocol, task: &str, metric: &str, direction: Option<&str>| ScoreRef {
         protocol,
@@ -394,7 +396,13 @@ pub fn suite(ctx: &EvalContext) -> EvalSuite {
             }],
             max_epochs: ctx.probe_epochs,
             own_head: true,
+            // g^A was trained on task A's manifest: its sorted class names, the trainer's
+            // numbering (the own head is scored only when they are the task's).
+            head_classes: accrue_data::readers::manifest::read(&d.task_a, &Default::default())
+                .ok()
+                .map(|ds| ds.classes),
         }],
+        kfold_probe: Vec::new(),
         zero_shot: vec![
             zs(tasks::INSTRUMENTS, &instruments, TaskKind::AT),
             zs(tasks::SHIFT, &shift, TaskKind::AT),

@@ -384,6 +384,45 @@ pub fn cross_modal_retrieval(
     })
 }
 
+/// As [`cross_modal_retrieval`] with explicit positives in both directions (e.g. duplicates
+/// counted as correct): `audio_to_other` has a query per audio row over the other items,
+/// `other_to_audio` a query per other item over the audio rows.
+///
+/// # Errors
+/// Shapes of the positives that do not match the matrices.
+pub fn cross_modal_retrieval_with(
+    audio: MatrixRef<'_>,
+    other: MatrixRef<'_>,
+    audio_to_other: &Positives,
+    other_to_audio: &Positives,
+) -> Result<CrossModalRetrieval> {
+    let fits = |p: &Positives, q: usize, c: usize| p.n_queries() == q && p.n_candidates() == c;
+    if !fits(audio_to_other, audio.rows(), other.rows())
+        || !fits(other_to_audio, other.rows(), audio.rows())
+    {
+        return Err(EvalError::shape(
+            "positives",
+            format!(
+                "{} audio and {} other items do not match the positives",
+                audio.rows(),
+                other.rows()
+            ),
+        ));
+    }
+    Ok(CrossModalRetrieval {
+        audio_to_other: RetrievalMetrics::from_ranks(&rank_embeddings(
+            audio,
+            other,
+            audio_to_other,
+        )?)?,
+        other_to_audio: RetrievalMetrics::from_ranks(&rank_embeddings(
+            other,
+            audio,
+            other_to_audio,
+        )?)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,6 +175,36 @@ fn eval_and_report_run_on_the_integration_experiment() {
         );
     }
 
+    // A run that starts from a model trained on task A (the paper's released checkpoint) gets
+    // that model's row in the CL matrix, so BWT covers task A (its task-A data names g^A's
+    // classes, so the own head is scored too).
+    let from_a = write_experiment(
+        dir.path(),
+        "from-a.toml",
+        "out-from-a",
+        &[
+            stage("AV", &["AV"], "{ kind = \"lwf\" }", ""),
+            stage("AT", &["AT"], "{ kind = \"lwf\" }", ""),
+        ],
+    );
+    let text = std::fs::read_to_string(&from_a).expect("read").replace(
+        "num_classes = 3\n",
+        "num_classes = 3\ncheckpoint = \"out/stages/0-A.safetensors\"\ntrained_on = \"A\"\n\
+         [encoder.trained_on_data]\nkind = \"A\"\nmanifest = \"train.jsonl\"\n",
+    );
+    std::fs::write(&from_a, text).expect("write");
+    run_experiment(&from_a, false).expect("trains from A");
+    let art_a = evaluate_run(&from_a, &suite, None, "flex", false, &device).expect("evaluates");
+    let names: Vec<&str> = art_a.stages.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(names, ["A (initial)", "AV", "AT"]);
+    assert_eq!(
+        art_a.stages[0].scores, art.stages[0].scores,
+        "the same model, the same scores"
+    );
+    let c = art_a.continual.as_ref().expect("CL section");
+    assert_eq!(c.matrix.evaluations, ["A", "AV", "AT"]);
+    assert!(c.summary.bwt.is_some());
+
     // A missing stage model is an error naming it (not a quiet skip), unless asked to
     // evaluate what exists; with none at all, even that is an error.
     let models: Vec<_> = ["0-A", "1-AV", "2-AT"]
@@ -204,4 +234,119 @@ fn eval_and_report_run_on_the_integration_experiment() {
     std::fs::write(&bad, SUITE.replace("max_epochs", "max_epoch")).expect("write");
     let err = EvalSuite::load(&bad).expect_err("unknown key").to_string();
     assert!(err.contains("max_epoch"), "{err}");
+}
+
+/// Writes a manifest of the synthetic clips: `labels(i)` are clip `i`'s labels, `fold(i)` its
+/// fold (if any).
+fn manifest(
+    dir: &std::path::Path,
+    name: &str,
+    labels: impl Fn(usize) -> Vec<&'static str>,
+    fold: impl Fn(usize) -> Option<u32>,
+) -> std::path::PathBuf {
+    let mut text = String::new();
+    for i in 0..12 {
+        let mut row = serde_json::json!({
+            "audio": format!("clips/c{i}.wav"), "id": format!("c{i}"), "labels": labels(i),
+        });
+        if let Some(f) = fold(i) {
+            row["fold"] = serde_json::json!(f);
+        }
+        text.push_str(&format!("{row}\n"));
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("manifest");
+    path
+}
+
+#[test]
+fn probes_follow_the_task_multi_label_k_fold_and_the_heads_class_list() {
+    use accrue_suite::suite::{KFoldProbeTask, Part, ProbeTask, evaluate_model};
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_data(dir.path());
+    let device = burn::tensor::Device::default();
+    let encoder = accrue::encoders::Preset::ResNet38Tiny
+        .config(Some(3))
+        .expect("preset")
+        .init(&device);
+    let student = accrue_continual::Student::new(encoder);
+    const CLASSES: [&str; 3] = ["bird", "dog", "siren"];
+    // Multi-label: every clip has its class, every third clip also "siren".
+    let multi = manifest(
+        dir.path(),
+        "multi.jsonl",
+        |i| {
+            let mut l = vec![CLASSES[i % 3]];
+            if i % 3 == 0 {
+                l.push("siren");
+            }
+            l
+        },
+        |_| None,
+    );
+    let single = manifest(
+        dir.path(),
+        "single.jsonl",
+        |i| vec![CLASSES[i % 3]],
+        |i| Some(1 + (i % 4) as u32),
+    );
+    let probe = |manifest: &std::path::Path, head_classes: Option<Vec<String>>| ProbeTask {
+        name: "T".into(),
+        train: Part::all(manifest),
+        valid: Part::all(manifest),
+        test: Part::all(manifest),
+        extra_tests: Vec::new(),
+        max_epochs: 3,
+        own_head: true,
+        head_classes,
+    };
+    let names = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let suite = EvalSuite {
+        probe: vec![
+            probe(&multi, names(&CLASSES)),
+            probe(&single, names(&["dog", "bird", "siren"])),
+            probe(&single, None),
+        ],
+        kfold_probe: vec![KFoldProbeTask {
+            name: "K".into(),
+            data: Part::all(&single),
+            max_epochs: 3,
+        }],
+        ..EvalSuite::default()
+    };
+    let scores = evaluate_model(&suite, &student, None, 32_000, &device).expect("scores");
+    let of = |p: Protocol| -> Vec<(String, String)> {
+        scores
+            .iter()
+            .filter(|s| s.protocol == p)
+            .map(|s| (s.task.clone(), s.metric.clone()))
+            .collect()
+    };
+    // A multi-label manifest trains a sigmoid/BCE probe scored by mAP (its own head too); the
+    // single-label ones report accuracy; the k-fold task reports the mean over 4 folds.
+    assert_eq!(
+        of(Protocol::LinearProbe),
+        [
+            ("T".to_string(), "mAP".to_string()),
+            ("T".into(), "top1_acc".into()),
+            ("T".into(), "top1_acc".into()),
+            ("K".into(), "top1_acc".into()),
+        ]
+    );
+    // The own head is scored only where its class list is the task's, in order: not for the
+    // reordered list, not when unknown.
+    assert_eq!(
+        of(Protocol::OwnHead),
+        [("T".to_string(), "mAP".to_string())]
+    );
+    let k = scores.iter().find(|s| s.task == "K").expect("k-fold score");
+    let details = k.details.as_ref().expect("details");
+    assert_eq!(details["folds"], serde_json::json!([1, 2, 3, 4]));
+    let folds = details["fold_scores"].as_array().expect("fold scores");
+    assert_eq!(folds.len(), 4);
+    let mean = folds.iter().filter_map(|v| v.as_f64()).sum::<f64>() / 4.0;
+    assert!((mean - k.value).abs() < 1e-9, "{mean} vs {}", k.value);
+    for s in &scores {
+        assert!((0.0..=1.0).contains(&s.value), "{s:?}");
+    }
 }

@@ -12,12 +12,16 @@
 //! ```toml
 //! cache_dir = "embeddings"        # optional: keep each model's embeddings on disk
 //!
-//! [[probe]]                       # HEAR linear probe on f_a (method-spec §6.1)
+//! [[probe]]                       # HEAR linear probe on f_a (method-spec §6.1), fixed parts
+//! name = "FSD50K"                 # multi-label clips: sigmoid/BCE probe, macro mAP
+//! train = { manifest = "fsd50k.jsonl", split = "train" }
+//! valid = { manifest = "fsd50k.jsonl", split = "valid" }
+//! test  = { manifest = "fsd50k.jsonl", split = "test" }
+//! own_head = true                 # also score g^A, when its classes are the task's
+//!
+//! [[kfold_probe]]                 # HEAR k-fold: test fold i, validate on i+1, mean over folds
 //! name = "ESC-50"
-//! train = { manifest = "esc50.jsonl", split = "train" }
-//! valid = { manifest = "esc50.jsonl", split = "valid" }
-//! test  = { manifest = "esc50.jsonl", split = "test" }
-//! own_head = true                 # also score g^A (the model's own classifier)
+//! data = { manifest = "esc50.jsonl" }
 //!
 //! [[zero_shot]]                   # §6.2: prompts (AT) or class images (AV)
 //! name = "ESC-50"
@@ -50,4 +54,6 @@ pub use embedding::{
     Embedded, MIN_EVAL_SAMPLES, embed_dataset, embed_files, load_model, load_model_from_file,
 };
 pub use run::{StageScores, evaluate_model, evaluate_run, evaluate_stage_model, stage_matrix};
-pub use schema::{EvalSuite, NamedPart, Part, ProbeTask, RetrievalTask, ScoreRef, ZeroShotTask};
+pub use schema::{
+    EvalSuite, KFoldProbeTask, NamedPart, Part, ProbeTask, RetrievalTask, ScoreRef, ZeroShotTask,
+};

@@ -72,6 +72,9 @@ pub fn evaluate_model(
     for t in &suite.probe {
         scores.extend(probe::scores(&mut ctx, t)?);
     }
+    for t in &suite.kfold_probe {
+        scores.extend(probe::kfold_scores(&mut ctx, t)?);
+    }
     for t in &suite.zero_shot {
         scores.extend(zero_shot::score(&mut ctx, t)?);
     }
@@ -195,7 +198,30 @@ pub fn evaluate_run(
         },
         str::to_string,
     );
+    let suite = &with_head_classes(suite, &exp)?;
     let mut art = EvalArtifact::new(method, exp.name.clone(), prov);
+    // The initial model is the row of the task it was trained on (the paper's task A), so
+    // that BWT and forgetting cover that task: evaluated when it is one of accrue's own
+    // safetensors files (a PANNs `.pth`: `accrue import` it first).
+    if let (Some(kind), Some(path)) = (exp.encoder.trained_on, exp.encoder.checkpoint.as_ref()) {
+        if path.extension().is_some_and(|e| e == "safetensors") && path.is_file() {
+            let s = evaluate_stage_model(
+                suite,
+                exp.encoder.preset,
+                exp.encoder.num_classes,
+                path,
+                device,
+            )?;
+            art.stages.push(StageEvaluation {
+                stage: initial_stage_name(kind),
+                checkpoint: path.display().to_string(),
+                checkpoint_hash: sha256_file(path).ok(),
+                scores: s.scores,
+            });
+        } else {
+            tracing::warn!(checkpoint = %path.display(), "the initial model is not an accrue safetensors file: its row of the CL matrix is left out (convert it with `accrue import`)");
+        }
+    }
     for (stage, model) in exp.stages.iter().zip(models) {
         if !model.is_file() {
             tracing::warn!(stage = stage.name, model = %model.display(), "no stage model yet; skipped");
@@ -222,6 +248,40 @@ pub fn evaluate_run(
     Ok(art)
 }
 
+/// The suite with each own-head probe's `head_classes` filled, where not given, from the
+/// run's task-A data (a stage's task A, else `[encoder.trained_on_data]`): the manifest's
+/// sorted class names, as the trainer numbers them.
+fn with_head_classes(suite: &EvalSuite, exp: &ExperimentConfig) -> Result<EvalSuite> {
+    let mut suite = suite.clone();
+    let wanted = |p: &crate::suite::schema::ProbeTask| p.own_head && p.head_classes.is_none();
+    if !suite.probe.iter().any(wanted) {
+        return Ok(suite);
+    }
+    let a_task = exp
+        .stages
+        .iter()
+        .flat_map(|s| &s.tasks)
+        .find(|t| t.kind == accrue_continual::TaskKind::A)
+        .or(exp
+            .encoder
+            .trained_on_data
+            .as_ref()
+            .filter(|t| t.kind == accrue_continual::TaskKind::A));
+    if let Some(t) = a_task {
+        let classes =
+            accrue_data::readers::manifest::read(&t.manifest, &Default::default())?.classes;
+        for p in suite.probe.iter_mut().filter(|p| wanted(p)) {
+            p.head_classes = Some(classes.clone());
+        }
+    }
+    Ok(suite)
+}
+
+/// The name of the initial model's row: `"<task> (initial)"`.
+pub fn initial_stage_name(kind: accrue_continual::TaskKind) -> String {
+    format!("{kind} (initial)")
+}
+
 /// The stage × task matrix of a run: task `j` is stage `j`'s (first) task kind, scored by the
 /// suite's [`ScoreRef`] for that kind; a missing score is `None`.
 fn continual_section(
@@ -229,11 +289,19 @@ fn continual_section(
     exp: &ExperimentConfig,
     suite: &EvalSuite,
 ) -> Result<Option<ContinualReport>> {
-    let kinds: Vec<String> = exp
-        .stages
-        .iter()
-        .filter(|s| art.stages.iter().any(|e| e.stage == s.name))
-        .filter_map(|s| s.tasks.first().map(|t| t.kind.to_string()))
+    let initial = exp
+        .encoder
+        .trained_on
+        .filter(|k| art.stages.iter().any(|e| e.stage == initial_stage_name(*k)))
+        .map(|k| k.to_string());
+    let kinds: Vec<String> = initial
+        .into_iter()
+        .chain(
+            exp.stages
+                .iter()
+                .filter(|s| art.stages.iter().any(|e| e.stage == s.name))
+                .filter_map(|s| s.tasks.first().map(|t| t.kind.to_string())),
+        )
         .collect();
     if kinds.len() < 2 || kinds.iter().any(|k| !suite.continual.contains_key(k)) {
         return Ok(None);

@@ -89,7 +89,9 @@ fn default_probe_epochs() -> usize {
     500
 }
 
-/// A HEAR linear probe on the frozen encoder embedding (single-label top-1 accuracy).
+/// A HEAR linear probe on the frozen encoder embedding over fixed train / valid / test parts:
+/// single-label (top-1 accuracy) or, when the training clips carry several labels, multi-label
+/// (sigmoid/BCE, macro mAP).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeTask {
@@ -107,10 +109,30 @@ pub struct ProbeTask {
     /// Maximum epochs per grid point (HEAR: 500).
     #[serde(default = "default_probe_epochs")]
     pub max_epochs: usize,
-    /// Also score the model's own classifier g^A on `test` (classes in the order of the
-    /// `train` manifest, as the trainer numbers them).
+    /// Also score the model's own classifier g^A on `test`, when its class list
+    /// (`head_classes`) is the task's (the `train` manifest's classes, in order).
     #[serde(default)]
     pub own_head: bool,
+    /// The class names of the model's g^A, in index order. `accrue eval` fills it from the
+    /// run's task-A manifest (sorted names, as the trainer numbers them) when it is not given.
+    /// Without it, or when it differs from the task's, no own-head score is reported.
+    #[serde(default)]
+    pub head_classes: Option<Vec<String>>,
+}
+
+/// A HEAR k-fold linear probe over the folds of one manifest (ESC-50, US8K, …): split `i`
+/// tests fold `i`, validates on the next fold and trains on the rest; the score is the mean
+/// over folds (top-1 accuracy, or mAP for a multi-label manifest).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KFoldProbeTask {
+    /// Task name in the scores.
+    pub name: String,
+    /// The clips, each with its fold (at least 3 folds).
+    pub data: Part,
+    /// Maximum epochs per grid point (HEAR: 500).
+    #[serde(default = "default_probe_epochs")]
+    pub max_epochs: usize,
 }
 
 /// Zero-shot classification through a contrastive head.
@@ -142,12 +164,19 @@ pub struct ZeroShotTask {
 pub struct RetrievalTask {
     /// Task name in the scores.
     pub name: String,
-    /// `AT`: every caption of every clip (Clotho rule); `AV`: each clip's first image.
+    /// `AT`: every caption of every clip (Clotho rule); `AV`: each clip's images, averaged as
+    /// in training.
     pub head: TaskKind,
     /// The clips.
     pub data: Part,
     /// Supervision table of the captions / images.
     pub table: PathBuf,
+    /// Count a retrieved item as correct when it duplicates a positive: a clip with the same
+    /// audio (sha256 of the file), or a caption (AT) / image set (AV) identical to one of the
+    /// clip's own. The rule for sets with known duplicates (Tux Paint, docs/benchmark-data.md);
+    /// off for Clotho-style benchmarks, whose protocol counts only a clip's own captions.
+    #[serde(default)]
+    pub duplicates: bool,
 }
 
 /// The score that stands for a task in the stage × task matrix (method-spec §6.4).
@@ -196,9 +225,12 @@ pub struct EvalSuite {
     /// model again — another suite, another probe grid — never re-runs it. Default: none.
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
-    /// Linear-probe tasks.
+    /// Linear-probe tasks over fixed parts.
     #[serde(default)]
     pub probe: Vec<ProbeTask>,
+    /// Linear-probe tasks under HEAR's k-fold protocol.
+    #[serde(default)]
+    pub kfold_probe: Vec<KFoldProbeTask>,
     /// Zero-shot tasks.
     #[serde(default)]
     pub zero_shot: Vec<ZeroShotTask>,
@@ -233,6 +265,9 @@ impl EvalSuite {
             for e in &mut t.extra_tests {
                 fix(&mut e.part.manifest);
             }
+        }
+        for t in &mut suite.kfold_probe {
+            fix(&mut t.data.manifest);
         }
         for t in &mut suite.zero_shot {
             fix(&mut t.data.manifest);
