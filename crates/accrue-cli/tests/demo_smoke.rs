@@ -13,6 +13,10 @@ use accrue::eval::report::EvalArtifact;
 use accrue::eval::schema::schema_errors;
 use accrue_demo::{DemoOptions, Profile, run};
 
+#[path = "../../accrue-continual/tests/common/mod.rs"]
+mod common;
+use common::tensors;
+
 fn data_root() -> PathBuf {
     std::env::var_os("ACCRUE_DATA_DIR")
         .map(PathBuf::from)
@@ -110,6 +114,41 @@ fn the_whole_grid_runs_evaluates_and_reports() {
             "{}",
             plot.display()
         );
+    }
+
+    // Bit-for-bit reproducibility: one job re-run from scratch — in this process, with this
+    // process's thread pool, not in the single-threaded child that ran it — trains the same
+    // weights and scores the same numbers.
+    let job_dir = out.path().join("runs/seed0/a-av-at-lwf");
+    let text = std::fs::read_to_string(job_dir.join("job.json")).expect("job file");
+    let mut job: accrue_demo::Job = serde_json::from_str(&text).expect("job");
+    let rerun = out.path().join("rerun");
+    std::fs::create_dir_all(&rerun).expect("mkdir");
+    let exp = std::fs::read_to_string(job_dir.join("experiment.toml")).expect("experiment");
+    let old_dir = serde_json::to_string(&job_dir.canonicalize().expect("dir").to_string_lossy())
+        .expect("quote");
+    let new_dir = serde_json::to_string(&rerun.canonicalize().expect("dir").to_string_lossy())
+        .expect("quote");
+    assert!(exp.contains(&old_dir), "{exp}");
+    std::fs::write(
+        rerun.join("experiment.toml"),
+        exp.replace(&old_dir, &new_dir),
+    )
+    .expect("write");
+    let original = job.stage_models();
+    job.dir = rerun.canonicalize().expect("dir");
+    accrue_demo::run_job(&job, &device).expect("re-run");
+    for (a, b) in original.iter().zip(job.stage_models()) {
+        let (ta, tb) = (tensors(a), tensors(&b));
+        assert!(!ta.is_empty());
+        assert!(ta == tb, "{} and its re-run differ", a.display());
+        let scores =
+            |m: &Path| std::fs::read_to_string(accrue_demo::Job::scores_path(m)).expect("scores");
+        let (sa, sb): (serde_json::Value, serde_json::Value) = (
+            serde_json::from_str(&scores(a)).expect("json"),
+            serde_json::from_str(&scores(&b)).expect("json"),
+        );
+        assert_eq!(sa["scores"], sb["scores"], "{}", a.display());
     }
 
     // A second call finds every run and score complete and reproduces the same tables.

@@ -24,7 +24,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 pub use evaluate::{EvalContext, StageScores, evaluate_stage_model};
-pub use grid::{Job, Method, Sequence, plan};
+pub use grid::{Job, Method, Sequence, plan, run_job};
 pub use report::{DemoReport, write_report};
 
 use accrue_suite::{Error, Result};

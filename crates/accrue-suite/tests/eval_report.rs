@@ -350,3 +350,68 @@ fn probes_follow_the_task_multi_label_k_fold_and_the_heads_class_list() {
         assert!((0.0..=1.0).contains(&s.value), "{s:?}");
     }
 }
+
+#[test]
+fn the_suite_says_which_head_scores_an_earlier_modality() {
+    use accrue_continual::{ProjectionHeadConfig, Student, TaskKind};
+    use accrue_suite::suite::{HeadChoice, Part, RetrievalTask, evaluate_model_at};
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_data(dir.path());
+    let device = burn::tensor::Device::default();
+    let student = |at_width: usize| {
+        let encoder = accrue::encoders::Preset::ResNet38Tiny
+            .config(Some(3))
+            .expect("preset")
+            .init(&device);
+        let s = Student::new(encoder);
+        let d = {
+            use accrue::encoders::AudioBody;
+            s.encoder.embedding_dim()
+        };
+        let head = |w| {
+            ProjectionHeadConfig::new(d)
+                .with_d_hidden(16)
+                .with_d_output(w)
+        };
+        s.ensure_head(TaskKind::AV, &head(common::DIM), &device)
+            .and_then(|s| s.ensure_head(TaskKind::AT, &head(at_width), &device))
+            .expect("heads")
+    };
+    let suite = |choice| EvalSuite {
+        retrieval: vec![RetrievalTask {
+            name: "Synth".into(),
+            head: TaskKind::AV,
+            data: Part::all(dir.path().join("train.jsonl")),
+            table: dir.path().join("clip_image.json"),
+            duplicates: false,
+        }],
+        head_choice: choice,
+        ..EvalSuite::default()
+    };
+    let heads = |s: &Student, choice, latest| -> Vec<String> {
+        evaluate_model_at(&suite(choice), s, None, 32_000, latest, &device)
+            .expect("scores")
+            .into_iter()
+            .filter_map(|s| s.head)
+            .collect()
+    };
+    let shared = student(common::DIM);
+    // After an AT stage, the image task is scored by g^AV (own) or g^AT (latest, same space).
+    assert!(
+        heads(&shared, HeadChoice::Own, Some(TaskKind::AT))
+            .iter()
+            .all(|h| h == "g_AV")
+    );
+    let latest = heads(&shared, HeadChoice::Latest, Some(TaskKind::AT));
+    assert!(
+        !latest.is_empty() && latest.iter().all(|h| h == "g_AT"),
+        "{latest:?}"
+    );
+    // A head of another width does not live in the image space: the own head is used.
+    let apart = student(8);
+    assert!(
+        heads(&apart, HeadChoice::Latest, Some(TaskKind::AT))
+            .iter()
+            .all(|h| h == "g_AV")
+    );
+}

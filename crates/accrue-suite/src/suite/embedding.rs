@@ -259,6 +259,8 @@ pub(crate) struct Ctx<'a> {
     sample_rate: u32,
     embedded: BTreeMap<String, (Dataset, Embedded)>,
     tables: BTreeMap<PathBuf, SupervisionTable>,
+    /// The suite's head rule and the latest contrastive task the model was trained on.
+    heads: (super::schema::HeadChoice, Option<TaskKind>),
 }
 
 impl<'a> Ctx<'a> {
@@ -276,6 +278,36 @@ impl<'a> Ctx<'a> {
             sample_rate,
             embedded: BTreeMap::new(),
             tables: BTreeMap::new(),
+            heads: (super::schema::HeadChoice::Own, None),
+        }
+    }
+
+    /// Sets the head rule and the latest contrastive task of the model.
+    pub(crate) fn with_heads(
+        mut self,
+        choice: super::schema::HeadChoice,
+        latest: Option<TaskKind>,
+    ) -> Self {
+        self.heads = (choice, latest);
+        self
+    }
+
+    /// The head that scores a `task_head` task against supervision of width `dim`: the own
+    /// head, or with [`super::schema::HeadChoice::Latest`] the latest contrastive stage's head
+    /// when it outputs that width.
+    pub(crate) fn scoring_head(&self, task_head: TaskKind, dim: usize) -> TaskKind {
+        match self.heads {
+            (super::schema::HeadChoice::Latest, Some(latest))
+                if latest.is_contrastive()
+                    && latest != task_head
+                    && self
+                        .student
+                        .head(latest)
+                        .is_some_and(|h| h.d_output() == dim) =>
+            {
+                latest
+            }
+            _ => task_head,
         }
     }
 

@@ -53,7 +53,11 @@ pub mod zero_shot;
 pub use embedding::{
     Embedded, MIN_EVAL_SAMPLES, embed_dataset, embed_files, load_model, load_model_from_file,
 };
-pub use run::{StageScores, evaluate_model, evaluate_run, evaluate_stage_model, stage_matrix};
+pub use run::{
+    StageScores, evaluate_model, evaluate_model_at, evaluate_run, evaluate_stage_model,
+    evaluate_stage_model_at, initial_stage_name, stage_matrix,
+};
 pub use schema::{
-    EvalSuite, KFoldProbeTask, NamedPart, Part, ProbeTask, RetrievalTask, ScoreRef, ZeroShotTask,
+    EvalSuite, HeadChoice, KFoldProbeTask, NamedPart, Part, ProbeTask, RetrievalTask, ScoreRef,
+    ZeroShotTask,
 };

@@ -20,8 +20,9 @@ pub(crate) fn scores(ctx: &mut Ctx<'_>, t: &RetrievalTask) -> Result<Vec<Score>>
         return Ok(Vec::new());
     }
     let table = ctx.table(&t.table)?.clone();
+    let head = ctx.scoring_head(t.head, table.dim);
     let (ds, e) = ctx.data(&t.data)?;
-    let Some(audio) = e.head(t.head) else {
+    let Some(audio) = e.head(head) else {
         return Ok(Vec::new());
     };
     let (other, clip_of) = match t.head {
@@ -57,7 +58,7 @@ pub(crate) fn scores(ctx: &mut Ctx<'_>, t: &RetrievalTask) -> Result<Vec<Score>>
         &r,
         a2o,
         o2a,
-        Some(head_name(t.head)),
+        Some(head_name(head)),
     ))
 }
 

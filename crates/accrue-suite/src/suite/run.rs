@@ -59,6 +59,22 @@ pub fn evaluate_model(
     sample_rate: u32,
     device: &Device,
 ) -> Result<Vec<Score>> {
+    evaluate_model_at(suite, student, model_sha256, sample_rate, None, device)
+}
+
+/// As [`evaluate_model`] for a model whose latest contrastive stage trained `latest` (what
+/// [`crate::suite::HeadChoice::Latest`] uses).
+///
+/// # Errors
+/// As [`evaluate_model`].
+pub fn evaluate_model_at(
+    suite: &EvalSuite,
+    student: &Student,
+    model_sha256: Option<&str>,
+    sample_rate: u32,
+    latest: Option<accrue_continual::TaskKind>,
+    device: &Device,
+) -> Result<Vec<Score>> {
     let mut ctx = Ctx::new(
         student,
         suite
@@ -67,7 +83,8 @@ pub fn evaluate_model(
             .zip(model_sha256.map(str::to_string)),
         device.clone().inner(),
         sample_rate,
-    );
+    )
+    .with_heads(suite.head_choice, latest);
     let mut scores = Vec::new();
     for t in &suite.probe {
         scores.extend(probe::scores(&mut ctx, t)?);
@@ -106,6 +123,21 @@ pub fn evaluate_stage_model(
     model: &Path,
     device: &Device,
 ) -> Result<StageScores> {
+    evaluate_stage_model_at(suite, preset, num_classes, model, None, device)
+}
+
+/// As [`evaluate_stage_model`] for a model whose latest contrastive stage trained `latest`.
+///
+/// # Errors
+/// As [`evaluate_stage_model`].
+pub fn evaluate_stage_model_at(
+    suite: &EvalSuite,
+    preset: Preset,
+    num_classes: Option<usize>,
+    model: &Path,
+    latest: Option<accrue_continual::TaskKind>,
+    device: &Device,
+) -> Result<StageScores> {
     let t0 = Instant::now();
     let student = load_model(preset, num_classes, model, device)?;
     let hash = if suite.cache_dir.is_some() {
@@ -113,7 +145,7 @@ pub fn evaluate_stage_model(
     } else {
         None
     };
-    let scores = evaluate_model(suite, &student, hash.as_deref(), 32_000, device)?;
+    let scores = evaluate_model_at(suite, &student, hash.as_deref(), 32_000, latest, device)?;
     let seconds = t0.elapsed().as_secs_f64();
     tracing::info!(model = %model.display(), seconds, "stage model evaluated");
     Ok(StageScores {
@@ -227,11 +259,21 @@ pub fn evaluate_run(
             tracing::warn!(stage = stage.name, model = %model.display(), "no stage model yet; skipped");
             continue;
         }
-        let s = evaluate_stage_model(
+        // The latest contrastive task trained up to this stage (for `head_choice = "latest"`).
+        let latest = exp
+            .stages
+            .iter()
+            .take_while(|s| s.name != stage.name)
+            .chain(std::iter::once(stage))
+            .flat_map(|s| s.tasks.iter().map(|t| t.kind))
+            .filter(|k| k.is_contrastive())
+            .last();
+        let s = evaluate_stage_model_at(
             suite,
             exp.encoder.preset,
             exp.encoder.num_classes,
             &model,
+            latest,
             device,
         )?;
         art.stages.push(StageEvaluation {

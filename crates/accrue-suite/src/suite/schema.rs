@@ -237,6 +237,25 @@ pub struct EvalSuite {
     /// Retrieval tasks.
     #[serde(default)]
     pub retrieval: Vec<RetrievalTask>,
+    /// Which head scores an earlier modality after a later stage (default: the model's own).
+    #[serde(default)]
+    pub head_choice: HeadChoice,
+}
+
+/// Which projection head maps audio for a zero-shot or retrieval task of one modality when a
+/// later stage trained another (method-spec §10 item 10). The head used is reported in each
+/// score (`head`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadChoice {
+    /// The task's own head (g^AV for images, g^AT for text), however long ago it was trained.
+    /// A stale head favours methods that keep it working (distillation through it, as LwF's).
+    #[default]
+    Own,
+    /// The head of the latest contrastive stage when its output lives in the task's supervision
+    /// space (the same width: towers sharing a space, as CLIP's image and text towers);
+    /// otherwise the own head.
+    Latest,
 }
 
 impl EvalSuite {

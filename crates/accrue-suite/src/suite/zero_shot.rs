@@ -28,7 +28,7 @@ pub(crate) fn score(ctx: &mut Ctx<'_>, t: &ZeroShotTask) -> Result<Option<Score>
     if ctx.student.head(t.head).is_none() {
         return Ok(None);
     }
-    let (classes, weights) = {
+    let (classes, weights, head) = {
         let ds = t.data.read()?;
         let classes = t.classes.clone().unwrap_or_else(|| ds.classes.clone());
         let table = ctx.table(&t.table)?.clone();
@@ -73,17 +73,16 @@ pub(crate) fn score(ctx: &mut Ctx<'_>, t: &ZeroShotTask) -> Result<Option<Score>
                 Matrix::from_rows(&rows)?
             }
         };
-        (classes, w)
+        (classes, w, ctx.scoring_head(t.head, table.dim))
     };
     let (ds, e) = ctx.data(&t.data)?;
     let y = targets(ds, &classes)?;
-    let Some(audio) = e.head(t.head) else {
+    let Some(audio) = e.head(head) else {
         return Ok(None);
     };
     let logits = zero_shot_logits(audio.view(), weights.view())?;
     let acc = accuracy(&argmax_rows(logits.view()), &y)?;
-    let mut s =
-        Score::new(&t.name, Protocol::ZeroShot, "top1_acc", acc).with_head(head_name(t.head));
+    let mut s = Score::new(&t.name, Protocol::ZeroShot, "top1_acc", acc).with_head(head_name(head));
     if t.head == TaskKind::AV {
         s.direction = Some("A2I".into());
     }
