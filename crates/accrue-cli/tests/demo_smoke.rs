@@ -65,7 +65,7 @@ fn the_whole_grid_runs_evaluates_and_reports() {
     // Every table row of the grid is there.
     for row in [
         "| CLAP = fine-tuning |",
-        "| Wav2CLIP (A → AV) |",
+        "| Wav2CLIP (A → AV, frozen + g^AT) |",
         "| Fine-tuning |",
         "| LwF |",
         "| CaSSLe |",
@@ -84,8 +84,9 @@ fn the_whole_grid_runs_evaluates_and_reports() {
     }
     // One artifact per run; each validates against the documented schema and holds
     // finite scores in [0, 1] for every stage it went through.
-    // A, MT-WC, and A → AT, A → AV → AT for each of the 6 methods.
-    assert_eq!(report.artifacts.len(), 14);
+    // A, MT-WC, Wav2CLIP (frozen + adapter), and A → AT, A → AV → AT for each of the 6
+    // methods.
+    assert_eq!(report.artifacts.len(), 15);
     for path in &report.artifacts {
         let text = std::fs::read_to_string(path).expect("artifact");
         let doc: serde_json::Value = serde_json::from_str(&text).expect("JSON");

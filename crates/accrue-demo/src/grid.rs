@@ -96,6 +96,9 @@ pub enum Sequence {
     AAvAt,
     /// MT-WC: one joint AV + AT stage after A.
     MtWc,
+    /// Wav2CLIP as the paper runs it after A → AV → AT: the fine-tuning run's AV model, then
+    /// the encoder frozen and only an adapter (g^AT) trained on AT.
+    Wav2Clip,
 }
 
 /// One run of the grid, self-contained so that a child process can execute it.
@@ -260,7 +263,8 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
                         sequence: Sequence,
                         method: Option<Method>,
                         text: String,
-                        stages: Vec<(String, Vec<TaskKind>)>|
+                        stages: Vec<(String, Vec<TaskKind>)>,
+                        depends_on: &Path|
          -> Result<()> {
             let dir = seed_dir.join(name);
             write_experiment(&dir, &text)?;
@@ -270,7 +274,7 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
                 sequence,
                 method,
                 dir,
-                depends_on: Some(a_dir.clone()),
+                depends_on: Some(depends_on.to_path_buf()),
                 stages,
                 eval: ctx.clone(),
             });
@@ -302,6 +306,7 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
                 Some(m),
                 text,
                 vec![("AT".into(), vec![TaskKind::AT])],
+                &a_dir,
             )?;
             let name = format!("a-av-at-{}", m.name());
             let dir = seed_dir.join(&name);
@@ -326,6 +331,39 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
                     ("AV".into(), vec![TaskKind::AV]),
                     ("AT".into(), vec![TaskKind::AT]),
                 ],
+                &a_dir,
+            )?;
+        }
+        if opts.methods.contains(&Method::Finetune) {
+            // Wav2CLIP's text columns (the paper): the fine-tuning run's AV stage model, frozen,
+            // with an adapter g^AT trained on AT (`frozen_adapter`). Its AV stage is that run's.
+            let ft_dir = seed_dir.join(format!("a-av-at-{}", Method::Finetune.name()));
+            let av_model = RunDir::new(&ft_dir).stage_model(0, "AV");
+            let name = "a-av-at-wav2clip";
+            let dir = seed_dir.join(name);
+            let mut text = header(name, seed, &dir, false, false);
+            let at_head = text.find("\n[head]").unwrap_or(text.len());
+            text.insert_str(
+                at_head,
+                &format!("checkpoint = {}\ntrained_on = \"AV\"\n", q(&av_model)),
+            );
+            text += &stage_toml(
+                "AT",
+                r#"{ kind = "frozen_adapter" }"#,
+                0.0,
+                eat,
+                lat,
+                stage_seed(2),
+                settings,
+                &[at],
+            );
+            push(
+                name,
+                Sequence::Wav2Clip,
+                None,
+                text,
+                vec![("AT".into(), vec![TaskKind::AT])],
+                &ft_dir,
             )?;
         }
         let name = "mt-wc";
@@ -347,6 +385,7 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
             None,
             text,
             vec![("AV+AT".into(), vec![TaskKind::AV, TaskKind::AT])],
+            &a_dir,
         )?;
     }
     Ok(jobs)
