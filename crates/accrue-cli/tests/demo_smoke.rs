@@ -72,7 +72,7 @@ fn the_whole_grid_runs_evaluates_and_reports() {
         "| Mod-X |",
         "| Replay |",
         "| WiSE-FT |",
-        "| MT-WC (joint AV+AT) |",
+        "| MT-WC (joint triplets) |",
         "| A only |",
         "| A-AV-AT | Mod-X |",
     ] {

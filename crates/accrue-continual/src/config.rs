@@ -163,6 +163,13 @@ pub struct StageConfig {
     /// Also checkpoint every this many steps (0: only at epoch and stage ends).
     #[serde(default)]
     pub checkpoint_every_steps: usize,
+    /// A multi-task stage on joint samples (MT-WC on WavCaps-style triplets: each clip has its
+    /// images and its captions): every task reads the same clips, in the same order with the
+    /// same crops, so each step is one batch with every task's loss on it and one encoder
+    /// forward. The tasks must name the same manifest and split. Default: each task its own
+    /// batches (the alternating form).
+    #[serde(default)]
+    pub joint: bool,
 }
 
 fn default_lambda() -> f64 {
@@ -545,6 +552,23 @@ impl ExperimentConfig {
             }
             if s.tasks.is_empty() {
                 return bad(format!("{at}: no tasks"));
+            }
+            if s.joint
+                && let Some(t) = s
+                    .tasks
+                    .iter()
+                    .find(|t| (&t.manifest, &t.split) != (&s.tasks[0].manifest, &s.tasks[0].split))
+            {
+                return bad(format!(
+                    "{at}: `joint = true` needs every task on the same clips, but task {} reads \
+                     {} (split {:?}) and task {} reads {} (split {:?})",
+                    s.tasks[0].kind,
+                    s.tasks[0].manifest.display(),
+                    s.tasks[0].split,
+                    t.kind,
+                    t.manifest.display(),
+                    t.split
+                ));
             }
             if !(0.0..=1.0).contains(&s.lambda) {
                 return bad(format!("{at}: lambda {} is not in [0, 1]", s.lambda));

@@ -13,6 +13,7 @@
 //!                 total().backward() ──► GradientsParams ──► optimiser.step(Trainable{student, aux})
 //! ```
 
+use accrue_encoders::EncoderOutput;
 use accrue_losses::{LossError, LossTerms, TermValue};
 use burn::module::{Module, ModuleDisplay, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -121,7 +122,30 @@ pub fn loss_terms<S: Strategy>(
     };
     let mut views = Vec::with_capacity(batches.len());
     let mut replay = Vec::new();
+    // A joint stage's tasks carry the same clips: one forward serves them all.
+    let mut shared: Option<(EncoderOutput, Option<EncoderOutput>)> = None;
     for batch in batches {
+        if let (true, false, Some((s, t))) = (stage.joint, batch.replay, shared.as_ref()) {
+            let head_output = model.student.head_output(batch.kind, s)?;
+            let logit_scale = model
+                .student
+                .head(batch.kind)
+                .map(|h| h.logit_scale.forward());
+            views.push(TaskView {
+                kind: batch.kind,
+                student: s.clone(),
+                head_output,
+                logit_scale,
+                teacher: t.clone(),
+                supervision: if caps.supervision {
+                    batch.supervision.clone()
+                } else {
+                    None
+                },
+                meta: batch.meta.clone(),
+            });
+            continue;
+        }
         let student = model.student.encode(batch.wave.clone());
         counters.student_forwards += 1;
         let head_output = model.student.head_output(batch.kind, &student)?;
@@ -133,6 +157,9 @@ pub fn loss_terms<S: Strategy>(
             counters.teacher_forwards += 1;
             t.encode(batch.wave.clone().inner())
         });
+        if stage.joint && !batch.replay && shared.is_none() {
+            shared = Some((student.clone(), teacher.clone()));
+        }
         let into = if batch.replay {
             &mut replay
         } else {
@@ -319,5 +346,42 @@ mod tests {
             );
             assert!(!gradient_abs_sum(&linear, &grads).is_finite());
         }
+    }
+
+    /// A joint stage's tasks share one encoder forward, with the same terms as two forwards of
+    /// the same clips (eval-mode model: the forwards are deterministic).
+    #[test]
+    fn a_joint_stage_runs_the_encoder_once_for_all_its_tasks() {
+        use crate::strategies::MultiTask;
+        use crate::testing::{
+            run_multitask_stage, synthetic_batch, tiny_head_config, tiny_student,
+        };
+        let device = Device::default().autodiff();
+        let student = tiny_student(&device)
+            .ensure_head(TaskKind::AV, &tiny_head_config(), &device)
+            .and_then(|s| s.ensure_head(TaskKind::AT, &tiny_head_config(), &device))
+            .expect("heads");
+        let model = Trainable {
+            student: student.freeze(),
+            aux: crate::strategy::NoAux {},
+        };
+        let av = synthetic_batch(TaskKind::AV, &device);
+        let mut at = synthetic_batch(TaskKind::AT, &device);
+        at.wave = av.wave.clone();
+        at.meta = av.meta.clone();
+        let batches = [av, at];
+        let mut stage = run_multitask_stage();
+        let terms = |stage: &StageInfo| {
+            let mut c = StepCounters::default();
+            let t = loss_terms(&MultiTask::default(), stage, &model, &batches, &mut c)
+                .expect("terms")
+                .values();
+            (t, c.student_forwards)
+        };
+        let (apart, n_apart) = terms(&stage);
+        stage.joint = true;
+        let (joint, n_joint) = terms(&stage);
+        assert_eq!((n_apart, n_joint), (2, 1));
+        assert_eq!(apart, joint);
     }
 }

@@ -52,6 +52,9 @@ pub struct StageInfo {
     /// The stage's seed (`seed` of the experiment's stage): derive a method's own draws from it
     /// ([`accrue_core::seed::derive`]) so that they are reproducible and survive a resume.
     pub seed: u64,
+    /// The tasks see the same clips in each step (a joint multi-task stage): one encoder
+    /// forward serves every task's view.
+    pub joint: bool,
 }
 
 impl StageInfo {
@@ -63,6 +66,7 @@ impl StageInfo {
             previous,
             lambda,
             seed: 0,
+            joint: false,
         }
     }
 

@@ -168,16 +168,21 @@ pub fn run_one_step<S: Strategy>(
     run_stage_step(strategy, stage)
 }
 
-/// As [`run_one_step`] for an MT-WC stage `[AV, AT]` after task A.
-pub fn run_multitask_step<S: Strategy>(strategy: S) -> StepReport {
-    let stage = StageInfo {
+/// An MT-WC stage `[AV, AT]` after task A.
+pub fn run_multitask_stage() -> StageInfo {
+    StageInfo {
         index: 1,
         tasks: vec![TaskKind::AV, TaskKind::AT],
         previous: Some(TaskKind::A),
         lambda: 0.3,
         seed: 0,
-    };
-    run_stage_step(strategy, stage)
+        joint: false,
+    }
+}
+
+/// As [`run_one_step`] for an MT-WC stage `[AV, AT]` after task A.
+pub fn run_multitask_step<S: Strategy>(strategy: S) -> StepReport {
+    run_stage_step(strategy, run_multitask_stage())
 }
 
 fn run_stage_step<S: Strategy>(mut strategy: S, stage: StageInfo) -> StepReport {

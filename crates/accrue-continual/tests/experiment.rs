@@ -150,3 +150,52 @@ fn a_classification_manifest_without_labels_is_refused_not_trained_at_loss_zero(
         "{err}"
     );
 }
+
+#[test]
+fn a_joint_multitask_stage_trains_every_task_on_one_batch_per_step() {
+    unsafe { std::env::set_var("ACCRUE_NO_PROGRESS", "1") };
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_data(dir.path());
+    let mtwc = |joint: &str| {
+        vec![
+            stage("a", &["A"], "{ kind = \"finetune\" }", ""),
+            stage("avt", &["AV", "AT"], "{ kind = \"multitask\" }", joint),
+        ]
+    };
+    let apart = run_experiment(
+        &write_experiment(dir.path(), "apart.toml", "out-apart", &mtwc("")),
+        false,
+    )
+    .expect("alternating");
+    let joint = run_experiment(
+        &write_experiment(dir.path(), "joint.toml", "out-joint", &mtwc("joint = true")),
+        false,
+    )
+    .expect("joint");
+    // The same steps, half the encoder forwards: both tasks' losses on one batch.
+    assert_eq!(joint.stages[1].steps, apart.stages[1].steps);
+    assert_eq!(
+        2 * joint.stages[1].student_forwards,
+        apart.stages[1].student_forwards
+    );
+    let log = std::fs::read_to_string(&joint.metrics).expect("log");
+    assert!(
+        log.contains("contrastive_av") || log.contains("contrastive_AV"),
+        "{log}"
+    );
+
+    // Joint tasks must read the same clips.
+    let bad = mtwc("joint = true").join("").replacen(
+        "manifest = \"train.jsonl\"\nvalid_manifest = \"valid.jsonl\"\nsupervision = \"clip_text.json\"",
+        "manifest = \"valid.jsonl\"\nvalid_manifest = \"valid.jsonl\"\nsupervision = \"clip_text.json\"",
+        1,
+    );
+    let path = write_experiment(dir.path(), "bad.toml", "out-bad", &[bad]);
+    let err = run_experiment(&path, false)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains("joint = true") && err.contains("valid.jsonl"),
+        "{err}"
+    );
+}

@@ -50,6 +50,9 @@ pub struct DataPaths {
     pub task_av: PathBuf,
     /// Task AT (5 captions), train + valid.
     pub task_at: PathBuf,
+    /// Joint triplets for MT-WC: the AV clips with their images *and* captions, train + valid.
+    #[serde(default)]
+    pub task_avt: PathBuf,
     /// Instrument test split (labels + captions).
     pub test: PathBuf,
     /// Shifted-soundfont test split.
@@ -214,6 +217,7 @@ pub fn prepare_data(opts: &DemoOptions, settings: &Settings) -> Result<DataPaths
         task_a: out.join("task_a.jsonl"),
         task_av: out.join("task_av.jsonl"),
         task_at: out.join("task_at.jsonl"),
+        task_avt: out.join("task_avt.jsonl"),
         test: out.join("test.jsonl"),
         shift: out.join("test_shift.jsonl"),
         tuxpaint: out.join("tuxpaint.jsonl"),
@@ -224,10 +228,33 @@ pub fn prepare_data(opts: &DemoOptions, settings: &Settings) -> Result<DataPaths
         image_dim: 1280,
         towers: out.join("towers.json"),
     };
+    // Joint triplets (MT-WC as the paper trains it on WavCaps): each AV clip with the
+    // captions of the same clip from the AT set.
+    let captions: BTreeMap<String, serde_json::Value> = at
+        .values()
+        .flatten()
+        .filter_map(|r| {
+            Some((
+                r.get("id")?.as_str()?.to_string(),
+                r.get("captions")?.clone(),
+            ))
+        })
+        .collect();
+    let avt: Vec<serde_json::Value> = train_valid(&av)
+        .into_iter()
+        .map(|mut r| {
+            let id = r.get("id").and_then(|v| v.as_str()).map(str::to_string);
+            if let (Some(c), Some(obj)) = (id.and_then(|i| captions.get(&i)), r.as_object_mut()) {
+                obj.insert("captions".into(), c.clone());
+            }
+            r
+        })
+        .collect();
     for (path, rows) in [
         (&paths.task_a, train_valid(&a)),
         (&paths.task_av, train_valid(&av)),
         (&paths.task_at, train_valid(&at)),
+        (&paths.task_avt, avt),
     ] {
         let refs: Vec<&serde_json::Value> = rows.iter().collect();
         atomic::write_if_changed(path, &jsonl(&refs))?;

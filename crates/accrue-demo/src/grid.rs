@@ -368,6 +368,18 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
         }
         let name = "mt-wc";
         let dir = seed_dir.join(name);
+        // MT-WC on joint triplets, as the paper trains it on WavCaps: one batch of clips per
+        // step, each with its images and its captions, both losses on it.
+        let joint_av = (
+            TaskKind::AV,
+            data.task_avt.as_path(),
+            Some(data.image_table.as_path()),
+        );
+        let joint_at = (
+            TaskKind::AT,
+            data.task_avt.as_path(),
+            Some(data.text_table.as_path()),
+        );
         let text = header(name, seed, &dir, true, false)
             + &stage_toml(
                 "AV+AT",
@@ -377,8 +389,9 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
                 lav,
                 stage_seed(3),
                 settings,
-                &[av, at],
-            );
+                &[joint_av, joint_at],
+            )
+            .replacen("[stages.optimizer]", "joint = true\n[stages.optimizer]", 1);
         push(
             name,
             Sequence::MtWc,

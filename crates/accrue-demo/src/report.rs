@@ -77,7 +77,7 @@ struct Built {
 fn label(job: &Job) -> String {
     match (job.sequence, job.method) {
         (Sequence::A, _) => "A only".into(),
-        (Sequence::MtWc, _) => "MT-WC (joint AV+AT)".into(),
+        (Sequence::MtWc, _) => "MT-WC (joint triplets)".into(),
         (Sequence::Wav2Clip, _) => "Wav2CLIP".into(),
         (Sequence::AAt, Some(Method::Finetune)) => "CLAP = fine-tuning".into(),
         (_, Some(m)) => m.label().into(),
@@ -310,7 +310,7 @@ pub fn write_report(
         let r = stage_matrix(art, &names, &refs)?;
         let w2c = find(&snapshot, "A-AV-AT", Method::Finetune.label(), *seed);
         let clap = find(&snapshot, "A-AT", "CLAP = fine-tuning", *seed);
-        let mt = find(&snapshot, "MT-WC", "MT-WC (joint AV+AT)", *seed);
+        let mt = find(&snapshot, "MT-WC", "MT-WC (joint triplets)", *seed);
         let single: Vec<Option<f64>> = tasks_
             .iter()
             .map(|t| match *t {

@@ -121,7 +121,10 @@ impl Wiring<'_> {
         for (i, t) in stage.tasks.iter().enumerate() {
             let src = self.source(Some(s), t)?;
             let mut lc = LoaderConfig::train(sr, stage.batch_size, crop);
-            lc.seed = seed::derive(&[stage.seed, i as u64]);
+            // A joint stage gives every task the first task's stream: the same clips, order,
+            // crops and captions in every step.
+            let stream = if stage.joint { 0 } else { i as u64 };
+            lc.seed = seed::derive(&[stage.seed, stream]);
             lc.memory_cache = true;
             let train = Loader::new(src.dataset, lc)?;
             let valid_path = match (&t.valid_manifest, &t.valid_split) {

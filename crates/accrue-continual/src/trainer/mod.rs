@@ -99,6 +99,10 @@ pub struct StageSummary {
     pub steps: u64,
     /// Teacher forwards (0 for strategies without a teacher).
     pub teacher_forwards: u64,
+    /// Student encoder forwards, validation included (one per step and task, one per step in
+    /// a joint stage).
+    #[serde(default)]
+    pub student_forwards: u64,
 }
 
 /// Loads accrue's own safetensors checkpoint into `student`: an encoder-only file, or a
@@ -343,6 +347,7 @@ impl Trainer {
             },
             lambda: sc.lambda,
             seed: sc.seed,
+            joint: sc.joint,
         }
     }
 
@@ -897,6 +902,7 @@ impl<'a> StageRunner<'a> {
             stopped_early,
             steps: st.counters.steps,
             teacher_forwards: st.counters.teacher_forwards,
+            student_forwards: st.counters.student_forwards,
         };
         // The stage-end model goes to the observers (the stage export) before the stage-end
         // checkpoint: a run killed in between resumes from the last epoch's checkpoint and
