@@ -197,6 +197,57 @@ pub struct TaskConfig {
     /// Supervision-embedding table (required for AV/AT; see [`crate::supervision`]).
     #[serde(default)]
     pub supervision: Option<PathBuf>,
+    /// Task A: the class names in the order of the classifier's outputs (a JSON array of
+    /// strings, or a text file with one name per line), e.g. AudioSet's 527 in
+    /// `class_labels_indices.csv` order for the released PANNs head. A label outside the list
+    /// is an error. Default: the manifest's class names, sorted.
+    #[serde(default)]
+    pub classes: Option<PathBuf>,
+}
+
+impl TaskConfig {
+    /// The class list of `classes`, if given.
+    ///
+    /// # Errors
+    /// An unreadable file, or one that is neither a JSON array of strings nor a text file.
+    pub fn class_list(&self) -> Result<Option<Vec<String>>> {
+        let Some(path) = &self.classes else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| ContinualError::io(path, e))?;
+        let list: Vec<String> = if text.trim_start().starts_with('[') {
+            serde_json::from_str(&text).map_err(|e| ContinualError::ConfigFile {
+                path: path.clone(),
+                message: format!("a class list must be a JSON array of strings: {e}"),
+            })?
+        } else {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        if list.is_empty() {
+            return Err(ContinualError::ConfigFile {
+                path: path.clone(),
+                message: "the class list is empty".into(),
+            });
+        }
+        Ok(Some(list))
+    }
+
+    /// Reads the task's manifest `path` (this task's or its validation manifest) with its
+    /// class list.
+    ///
+    /// # Errors
+    /// Unreadable manifests or class lists; a label outside the class list.
+    pub fn read_manifest(&self, path: &Path) -> Result<accrue_data::Dataset> {
+        let options = accrue_data::readers::manifest::ManifestOptions {
+            classes: self.class_list()?,
+            ..Default::default()
+        };
+        Ok(accrue_data::readers::manifest::read(path, &options)?)
+    }
 }
 
 /// Optimiser settings (Adam, method-spec §5).
@@ -444,6 +495,9 @@ impl ExperimentConfig {
                 }
                 if let Some(s) = task.supervision.as_mut() {
                     out.push((format!("{at} supervision"), s));
+                }
+                if let Some(c) = task.classes.as_mut() {
+                    out.push((format!("{at} classes"), c));
                 }
             }
         }

@@ -199,3 +199,37 @@ fn a_joint_multitask_stage_trains_every_task_on_one_batch_per_step() {
         "{err}"
     );
 }
+
+#[test]
+fn a_classification_task_can_state_its_heads_class_order() {
+    unsafe { std::env::set_var("ACCRUE_NO_PROGRESS", "1") };
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_data(dir.path());
+    let with_classes = |list: &str| {
+        std::fs::write(dir.path().join("classes.json"), list).expect("classes");
+        stage("a", &["A"], "{ kind = \"finetune\" }", "").replace(
+            "kind = \"A\"\nmanifest = \"train.jsonl\"\n",
+            "kind = \"A\"\nmanifest = \"train.jsonl\"\nclasses = \"classes.json\"\n",
+        )
+    };
+    // The head's order, not the sorted names: the task trains, and its datasets carry it.
+    let a = with_classes(r#"["siren", "dog", "bird"]"#);
+    let path = write_experiment(dir.path(), "ordered.toml", "out-ordered", &[a]);
+    let config = accrue_continual::ExperimentConfig::load(&path).expect("config");
+    let task = &config.stages[0].tasks[0];
+    let ds = task.read_manifest(&task.manifest).expect("manifest");
+    assert_eq!(ds.classes, ["siren", "dog", "bird"]);
+    let c0 = ds.examples.iter().find(|e| e.id == "c0").expect("c0");
+    assert_eq!(
+        ds.classes[c0.labels[0]], "bird",
+        "labels index the given list"
+    );
+    run_experiment(&path, false).expect("trains");
+    // A label outside the list is refused, naming it.
+    let b = with_classes(r#"["siren", "dog"]"#);
+    let path = write_experiment(dir.path(), "short.toml", "out-short", &[b]);
+    let err = run_experiment(&path, false)
+        .expect_err("bird is not listed")
+        .to_string();
+    assert!(err.contains("bird"), "{err}");
+}

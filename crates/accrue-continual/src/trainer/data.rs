@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use accrue_core::seed;
-use accrue_data::{Crop, Dataset, Epoch, Loader, LoaderConfig, readers};
+use accrue_data::{Crop, Dataset, Epoch, Loader, LoaderConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::config::{ExperimentConfig, StageConfig, TaskConfig};
@@ -33,13 +33,6 @@ pub(crate) struct Wiring<'a> {
     pub device: &'a Device,
 }
 
-fn read(p: &Path) -> Result<Dataset> {
-    Ok(readers::manifest::read(
-        p,
-        &readers::manifest::ManifestOptions::default(),
-    )?)
-}
-
 fn split_of(name: &Option<String>, ds: Dataset) -> Result<Dataset> {
     Ok(match name {
         Some(n) => ds.split(crate::config::parse_split(n)?),
@@ -56,7 +49,7 @@ impl Wiring<'_> {
     /// classification task labelled, classes within the head, the table as wide as the head.
     pub fn source(&self, stage: Option<usize>, t: &TaskConfig) -> Result<TaskSource> {
         let num_classes = self.config.encoder.config()?.num_classes();
-        let dataset = split_of(&t.split, read(&t.manifest)?)?;
+        let dataset = split_of(&t.split, t.read_manifest(&t.manifest)?)?;
         if dataset.examples.is_empty() {
             return Err(ContinualError::Config(format!(
                 "{}: no clips{}",
@@ -137,7 +130,10 @@ impl Wiring<'_> {
                     let mut vc = LoaderConfig::eval(sr, stage.batch_size);
                     vc.crop = Crop::Centre(crop);
                     vc.memory_cache = true;
-                    Some(Loader::new(split_of(&t.valid_split, read(p)?)?, vc)?)
+                    Some(Loader::new(
+                        split_of(&t.valid_split, t.read_manifest(p)?)?,
+                        vc,
+                    )?)
                 }
                 None => None,
             };

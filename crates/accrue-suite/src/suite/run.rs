@@ -291,8 +291,8 @@ pub fn evaluate_run(
 }
 
 /// The suite with each own-head probe's `head_classes` filled, where not given, from the
-/// run's task-A data (a stage's task A, else `[encoder.trained_on_data]`): the manifest's
-/// sorted class names, as the trainer numbers them.
+/// run's task-A data (a stage's task A, else `[encoder.trained_on_data]`): its `classes` list,
+/// or else the manifest's sorted class names — as the trainer numbers them.
 fn with_head_classes(suite: &EvalSuite, exp: &ExperimentConfig) -> Result<EvalSuite> {
     let mut suite = suite.clone();
     let wanted = |p: &crate::suite::schema::ProbeTask| p.own_head && p.head_classes.is_none();
@@ -310,8 +310,7 @@ fn with_head_classes(suite: &EvalSuite, exp: &ExperimentConfig) -> Result<EvalSu
             .as_ref()
             .filter(|t| t.kind == accrue_continual::TaskKind::A));
     if let Some(t) = a_task {
-        let classes =
-            accrue_data::readers::manifest::read(&t.manifest, &Default::default())?.classes;
+        let classes = t.read_manifest(&t.manifest)?.classes;
         for p in suite.probe.iter_mut().filter(|p| wanted(p)) {
             p.head_classes = Some(classes.clone());
         }
