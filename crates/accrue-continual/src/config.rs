@@ -59,6 +59,87 @@ pub struct EncoderSpec {
     /// the task before the first stage. `[encoder.trained_on_data]` with a task's keys.
     #[serde(default)]
     pub trained_on_data: Option<TaskConfig>,
+    /// Front-end settings replacing the preset's (`[encoder.front_end]`).
+    #[serde(default)]
+    pub front_end: FrontEndSpec,
+    /// SpecAugment during training (`[encoder.spec_augment]`; default: PANNs' stripes with the
+    /// time widths scaled to each stage's crop).
+    #[serde(default)]
+    pub spec_augment: SpecAugmentSpec,
+}
+
+/// Front-end settings of an experiment, each replacing the preset's when given. A changed
+/// sample rate must also be the experiment's `sample_rate`; changed mel settings make the
+/// preset's released weights inapplicable (a strict load then fails, naming the tensors).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FrontEndSpec {
+    /// Sample rate of the input (Hz).
+    pub sample_rate: Option<u32>,
+    /// FFT size = window length (samples).
+    pub n_fft: Option<usize>,
+    /// Hop between frames (samples).
+    pub hop_length: Option<usize>,
+    /// Number of mel bins.
+    pub n_mels: Option<usize>,
+    /// Lowest mel edge (Hz).
+    pub f_min: Option<f64>,
+    /// Highest mel edge (Hz).
+    pub f_max: Option<f64>,
+}
+
+/// How SpecAugment's stripes are set for a stage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpecAugmentMode {
+    /// PANNs' stripes (time width 64, 2 stripes; mel width 8, 2 stripes), the time width scaled
+    /// to the stage's crop: `round(64 · frames / 1001)` frames (at least 2), so the masked
+    /// fraction is PANNs' on its 10-s clips (1,001 frames) for any crop. A 10-s crop gets
+    /// exactly PANNs' setting; a 1-s crop (101 frames) a time width of 6.
+    #[default]
+    Scaled,
+    /// PANNs' stripes as released, whatever the crop (two 64-frame time masks can hide most of
+    /// a 1-s crop).
+    Panns,
+    /// No SpecAugment.
+    Off,
+}
+
+/// SpecAugment of an experiment: a mode, and explicit widths that override it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpecAugmentSpec {
+    /// How the stripes follow the crop.
+    pub mode: SpecAugmentMode,
+    /// Maximum time-stripe width + 1 (frames), overriding the mode's.
+    pub time_drop_width: Option<usize>,
+    /// Number of time stripes.
+    pub time_stripes_num: Option<usize>,
+    /// Maximum mel-stripe width + 1 (bins).
+    pub freq_drop_width: Option<usize>,
+    /// Number of mel stripes.
+    pub freq_stripes_num: Option<usize>,
+}
+
+impl SpecAugmentSpec {
+    /// The SpecAugment of a stage whose crops hold `frames` frames (`None`: off).
+    pub fn for_frames(&self, frames: usize) -> Option<accrue_audio::frontend::SpecAugmentConfig> {
+        let panns = accrue_audio::frontend::SpecAugmentConfig::panns();
+        let time = match self.mode {
+            SpecAugmentMode::Off => return None,
+            SpecAugmentMode::Panns => panns.time_drop_width,
+            SpecAugmentMode::Scaled => {
+                ((panns.time_drop_width as f64 * frames as f64 / 1001.0).round() as usize).max(2)
+            }
+        };
+        Some(
+            panns
+                .with_time_drop_width(self.time_drop_width.unwrap_or(time))
+                .with_time_stripes_num(self.time_stripes_num.unwrap_or(2))
+                .with_freq_drop_width(self.freq_drop_width.unwrap_or(8))
+                .with_freq_stripes_num(self.freq_stripes_num.unwrap_or(2)),
+        )
+    }
 }
 
 impl EncoderSpec {
@@ -67,9 +148,32 @@ impl EncoderSpec {
     /// # Errors
     /// A configuration that cannot describe a network (e.g. `num_classes = 0`).
     pub fn config(&self) -> Result<AnyEncoderConfig> {
-        self.preset
-            .config(self.num_classes)
-            .map_err(|e| ContinualError::Config(format!("[encoder] preset `{}`: {e}", self.preset)))
+        let mut cfg = self.preset.config(self.num_classes).map_err(|e| {
+            ContinualError::Config(format!("[encoder] preset `{}`: {e}", self.preset))
+        })?;
+        let f = &self.front_end;
+        let fe = cfg.front_end_mut();
+        if let Some(v) = f.sample_rate {
+            fe.sample_rate = v;
+        }
+        if let Some(v) = f.n_fft {
+            fe.n_fft = v;
+        }
+        if let Some(v) = f.hop_length {
+            fe.hop_length = v;
+        }
+        if let Some(v) = f.n_mels {
+            fe.n_mels = v;
+        }
+        if let Some(v) = f.f_min {
+            fe.f_min = v;
+        }
+        if let Some(v) = f.f_max {
+            fe.f_max = v;
+        }
+        cfg.validate()
+            .map_err(|e| ContinualError::Config(format!("[encoder.front_end]: {e}")))?;
+        Ok(cfg)
     }
 }
 
@@ -688,6 +792,55 @@ kind = "AV"
 manifest = "m.jsonl"
 supervision = "s.json"
 "#;
+
+    #[test]
+    fn spec_augment_follows_the_crop_unless_told_otherwise() {
+        let widths = |spec: &SpecAugmentSpec, frames| {
+            spec.for_frames(frames)
+                .map(|c| (c.time_drop_width, c.time_stripes_num, c.freq_drop_width))
+        };
+        let scaled = SpecAugmentSpec::default();
+        // PANNs' 10-s clips keep PANNs' setting; a 1-s crop gets stripes of its size.
+        assert_eq!(widths(&scaled, 1001), Some((64, 2, 8)));
+        assert_eq!(widths(&scaled, 101), Some((6, 2, 8)));
+        assert_eq!(widths(&scaled, 11), Some((2, 2, 8)));
+        let panns = SpecAugmentSpec {
+            mode: SpecAugmentMode::Panns,
+            ..Default::default()
+        };
+        assert_eq!(widths(&panns, 101), Some((64, 2, 8)));
+        let off = SpecAugmentSpec {
+            mode: SpecAugmentMode::Off,
+            ..Default::default()
+        };
+        assert_eq!(widths(&off, 101), None);
+        let explicit = SpecAugmentSpec {
+            time_drop_width: Some(10),
+            time_stripes_num: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(widths(&explicit, 1001), Some((10, 1, 8)));
+
+        // From the experiment file, with unknown keys named.
+        let text = MINIMAL.replace(
+            "[[stages]]",
+            "[encoder.spec_augment]\nmode = \"off\"\n[encoder.front_end]\nn_mels = 32\n[[stages]]",
+        );
+        let c = ExperimentConfig::parse(&text).expect("parses");
+        assert_eq!(c.encoder.spec_augment.mode, SpecAugmentMode::Off);
+        assert_eq!(c.encoder.config().expect("config").front_end().n_mels, 32);
+        let err =
+            ExperimentConfig::parse(&text.replace("mode =", "mood =")).expect_err("unknown key");
+        assert!(err.contains("mood") && err.contains("line"), "{err}");
+        // A front end that cannot work is refused, naming the table.
+        let text = MINIMAL.replace(
+            "[[stages]]",
+            "[encoder.front_end]\nf_max = 99000.0\n[[stages]]",
+        );
+        let c = ExperimentConfig::parse(&text).expect("parses");
+        let err = c.validate().expect_err("f_max above Nyquist").to_string();
+        assert!(err.contains("[encoder.front_end]"), "{err}");
+    }
 
     #[test]
     fn parses_and_resolves() {

@@ -337,3 +337,25 @@ fn an_extra_observer_sees_every_event_and_never_changes_training() {
     assert_eq!(events.first().map(String::as_str), Some("start 0 finetune"));
     assert_eq!(events.last().map(String::as_str), Some("run 3"));
 }
+
+#[test]
+fn spec_augment_is_set_from_the_experiment_file() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    unsafe { std::env::set_var("ACCRUE_NO_PROGRESS", "1") };
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_data(dir.path());
+    let run = |file: &str, out: &str, mode: &str| {
+        let a = stage("a", &["A"], "{ kind = \"finetune\" }", "");
+        let path = write_experiment(dir.path(), file, out, &[a]);
+        let text = std::fs::read_to_string(&path).expect("read").replace(
+            "num_classes = 3\n",
+            &format!("num_classes = 3\n[encoder.spec_augment]\nmode = \"{mode}\"\n"),
+        );
+        std::fs::write(&path, text).expect("write");
+        tensors(&run_experiment(&path, false).expect("run").final_model)
+    };
+    let off = run("off.toml", "out-off", "off");
+    assert_eq!(off, run("off2.toml", "out-off2", "off"), "deterministic");
+    // SpecAugment on changes what is trained: the setting reaches the front end.
+    assert_ne!(off, run("scaled.toml", "out-scaled", "scaled"));
+}

@@ -97,6 +97,15 @@ impl AnyEncoderConfig {
         }
     }
 
+    /// The front end's configuration, to change before the encoder is built (mel settings,
+    /// SpecAugment); call [`Self::validate`] after.
+    pub fn front_end_mut(&mut self) -> &mut accrue_audio::frontend::FrontEndConfig {
+        match self {
+            Self::ResNet38(c) => &mut c.front_end,
+            Self::Cnn(c) => &mut c.front_end,
+        }
+    }
+
     /// Builds the encoder.
     pub fn init(&self, device: &Device) -> AnyEncoder {
         match self {
@@ -204,6 +213,20 @@ pub enum AnyEncoder {
     ResNet38(ResNet38),
     /// A PANNs ConvBlock CNN.
     Cnn(PannsCnn),
+}
+
+impl AnyEncoder {
+    /// Sets the SpecAugment of the built front end (training mode only; `None`: off). It has no
+    /// parameters, so it can change between stages, e.g. with the training crop's length.
+    pub fn set_spec_augment(
+        &mut self,
+        spec_augment: Option<accrue_audio::frontend::SpecAugmentConfig>,
+    ) {
+        match self {
+            Self::ResNet38(m) => m.frontend.config.spec_augment = spec_augment,
+            Self::Cnn(m) => m.frontend.config.spec_augment = spec_augment,
+        }
+    }
 }
 
 impl AudioBody for AnyEncoder {

@@ -47,6 +47,8 @@ fn write_model(dir: &Path, with_at: bool) -> PathBuf {
         checkpoint: None,
         trained_on: None,
         trained_on_data: None,
+        front_end: Default::default(),
+        spec_augment: Default::default(),
     };
     let mut student = Student::new(spec.config().expect("preset").init(&device));
     if with_at {

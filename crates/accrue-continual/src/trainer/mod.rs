@@ -656,6 +656,13 @@ impl<'a> StageRunner<'a> {
         } else {
             Vec::new()
         };
+        // SpecAugment for this stage's crop (it holds no state: set again on every resume).
+        let hop = t.config.encoder.config()?.front_end().hop_length.max(1);
+        let crop = (sc.crop_seconds * f64::from(t.config.sample_rate)).round() as usize;
+        model
+            .student
+            .encoder
+            .set_spec_augment(t.config.encoder.spec_augment.for_frames(1 + crop / hop));
         if caps.freeze_encoder {
             model.student.encoder = model.student.encoder.freeze();
         }

@@ -134,6 +134,8 @@ pub fn load_model(
         checkpoint: None,
         trained_on: None,
         trained_on_data: None,
+        front_end: Default::default(),
+        spec_augment: Default::default(),
     };
     let plain = device.clone().inner();
     let skeleton = Student::new(spec.config()?.init(&plain));
