@@ -359,3 +359,23 @@ fn spec_augment_is_set_from_the_experiment_file() {
     // SpecAugment on changes what is trained: the setting reaches the front end.
     assert_ne!(off, run("scaled.toml", "out-scaled", "scaled"));
 }
+
+#[test]
+fn resuming_with_a_changed_head_width_says_so() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    unsafe { std::env::set_var("ACCRUE_NO_PROGRESS", "1") };
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_data(dir.path());
+    let stages = [stage("av", &["AV"], "{ kind = \"finetune\" }", "")];
+    let path = write_experiment(dir.path(), "head.toml", "out", &stages);
+    run_experiment(&path, false).expect("run");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(&path, text.replace("hidden = 32", "hidden = 48")).expect("write");
+    let err = run_experiment(&path, true)
+        .expect_err("changed head")
+        .to_string();
+    assert!(
+        err.contains("[head]") && err.contains("--fresh") && err.contains("ckpt-"),
+        "{err}"
+    );
+}

@@ -423,7 +423,16 @@ impl Trainer {
                     state.stage
                 };
                 let skeleton = self.skeleton(heads.min(self.config.stages.len()), &ad)?;
-                let student = load_module(skeleton, &dir.join("student.bpk"))?;
+                let student = load_module(skeleton, &dir.join("student.bpk")).map_err(|e| {
+                    ckpt_err(
+                        &dir,
+                        format!(
+                            "this run's checkpoint does not fit the experiment's model: were \
+                             `[encoder]` or `[head]` changed since the run started? Restore \
+                             them, or start afresh with `--fresh` ({e})"
+                        ),
+                    )
+                })?;
                 tracing::info!(checkpoint = %dir.display(), stage = state.stage, epoch = state.epoch, batch = state.next_batch, "resuming");
                 let written_by = state.replicas.max(1);
                 if written_by != self.replicas.len() {
