@@ -45,6 +45,10 @@ pub(crate) struct RunState {
     /// truncates the log to it, so the steps it replays are not logged twice.
     #[serde(default)]
     pub metrics_len: u64,
+    /// sha256 of those `metrics_len` bytes: a resume warns when the lines before the
+    /// checkpoint were changed since (empty in older checkpoints).
+    #[serde(default)]
+    pub metrics_sha256: String,
     /// Data-parallel replicas of the run that wrote the checkpoint (0 in older checkpoints:
     /// one).
     #[serde(default)]
@@ -229,7 +233,9 @@ impl Checkpoints {
         snap: &Snapshot<'_, A>,
     ) -> Result<PathBuf> {
         state.seq += 1;
-        state.metrics_len = fs::metadata(self.run.metrics()).map_or(0, |m| m.len());
+        let log = fs::read(self.run.metrics()).unwrap_or_default();
+        state.metrics_len = log.len() as u64;
+        state.metrics_sha256 = accrue_core::hash::sha256_hex(&log);
         state.replicas = self.replicas;
         let name = format!("ckpt-{:06}", state.seq);
         let tmp = self.run.checkpoints().join(format!("{name}.tmp"));
@@ -279,19 +285,24 @@ impl Checkpoints {
     }
 
     /// Truncates the metrics log to its length at the checkpoint `state` (the steps after it
-    /// run again); warns when the log is shorter than that (lines were lost).
+    /// run again); warns when the lines before that point were lost or changed since.
     pub fn rewind_metrics(&self, state: &RunState) -> Result<()> {
         let log = self.run.metrics();
-        let logged = fs::metadata(&log).map_or(0, |m| m.len());
-        if logged < state.metrics_len {
-            tracing::warn!(
+        let bytes = fs::read(&log).unwrap_or_default();
+        match log_status(&bytes, state) {
+            LogStatus::Shortened => tracing::warn!(
                 metrics = %log.display(),
-                bytes = logged,
+                bytes = bytes.len(),
                 at_checkpoint = state.metrics_len,
                 "the metrics log is shorter than when the checkpoint was written: lines before the resume point are missing"
-            );
+            ),
+            LogStatus::Changed => tracing::warn!(
+                metrics = %log.display(),
+                "the metrics log was changed since the checkpoint was written: its lines before the resume point are not the run's"
+            ),
+            LogStatus::Intact => {}
         }
-        if logged > state.metrics_len {
+        if bytes.len() as u64 > state.metrics_len {
             fs::OpenOptions::new()
                 .write(true)
                 .open(&log)
@@ -299,5 +310,58 @@ impl Checkpoints {
                 .map_err(|e| ContinualError::io(&log, e))?;
         }
         Ok(())
+    }
+}
+
+/// What became of the metrics log's lines up to a checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LogStatus {
+    /// As written (or unknown: a checkpoint without a hash).
+    Intact,
+    /// Shorter than at the checkpoint.
+    Shortened,
+    /// As long, but different bytes.
+    Changed,
+}
+
+/// The status of the log `bytes` against the checkpoint `state`.
+pub(crate) fn log_status(bytes: &[u8], state: &RunState) -> LogStatus {
+    let len = state.metrics_len as usize;
+    if bytes.len() < len {
+        LogStatus::Shortened
+    } else if !state.metrics_sha256.is_empty()
+        && accrue_core::hash::sha256_hex(&bytes[..len]) != state.metrics_sha256
+    {
+        LogStatus::Changed
+    } else {
+        LogStatus::Intact
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_or_changed_metrics_log_is_noticed() {
+        let written = b"{\"event\":\"step\",\"loss\":1.0}\n".to_vec();
+        let state = RunState {
+            metrics_len: written.len() as u64,
+            metrics_sha256: accrue_core::hash::sha256_hex(&written),
+            ..RunState::default()
+        };
+        let mut later = written.clone();
+        later.extend_from_slice(b"{\"event\":\"step\",\"loss\":0.9}\n");
+        assert_eq!(log_status(&later, &state), LogStatus::Intact);
+        assert_eq!(log_status(&written[..10], &state), LogStatus::Shortened);
+        let mut corrupt = later.clone();
+        corrupt[12] = b'X';
+        assert_eq!(log_status(&corrupt, &state), LogStatus::Changed);
+        // Older checkpoints carry no hash: nothing to compare.
+        let old = RunState {
+            metrics_sha256: String::new(),
+            ..state
+        };
+        assert_eq!(log_status(&corrupt, &old), LogStatus::Intact);
     }
 }
