@@ -206,12 +206,31 @@ fn decode_source(
             first_index,
         });
     }
+    if let Some((index, peak)) = mono
+        .iter()
+        .map(|v| v.abs())
+        .enumerate()
+        .filter(|(_, v)| *v > MAX_ABS_SAMPLE)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+    {
+        return Err(AudioError::OutOfRange {
+            path,
+            peak,
+            index,
+            limit: MAX_ABS_SAMPLE,
+        });
+    }
     Ok(Decoded {
         samples: mono,
         sample_rate,
         channels: channels.max(1),
     })
 }
+
+/// The largest accepted absolute sample value: a frame of 1,024 samples at this amplitude keeps
+/// the power spectrum (≈ (1024·A)²) and its mel sums well inside f32; real float audio is in
+/// [-1, 1] (clipped masters exceed it slightly).
+pub const MAX_ABS_SAMPLE: f32 = 1e6;
 
 /// Appends the channel average of `buf` to `mono`.
 fn mix_down(buf: &GenericAudioBufferRef<'_>, planes: &mut Vec<Vec<f32>>, mono: &mut Vec<f32>) {

@@ -49,6 +49,22 @@ pub enum AudioError {
         /// Index (in mono samples) of the first one.
         first_index: usize,
     },
+    /// Float samples far outside `[-1, 1]` (e.g. ±1e30): the front end's power spectrum
+    /// would overflow to infinity and every feature become NaN.
+    #[error(
+        "audio file {path} peaks at {peak:e} (sample {index}): float audio is expected in [-1, 1], \
+         and beyond ±{limit:e} the features overflow; rescale the file"
+    )]
+    OutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// The largest absolute sample.
+        peak: f32,
+        /// Its index (in mono samples).
+        index: usize,
+        /// The largest accepted absolute value.
+        limit: f32,
+    },
     /// A sample rate outside what the resampler accepts.
     #[error("unsupported sample rate {rate} Hz (accepted: {min}..={max} Hz)")]
     SampleRate {

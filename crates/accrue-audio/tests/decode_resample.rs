@@ -179,6 +179,35 @@ fn non_finite_float_samples_are_rejected() {
     }
 }
 
+#[test]
+fn float_samples_far_outside_the_unit_range_are_rejected_naming_the_file() {
+    let samples = [0.1f32, -1e30, 0.2, 2.5];
+    let mut bytes = wav_header(16, 1, 16000, 32, 3);
+    for s in samples {
+        bytes.extend_from_slice(&s.to_le_bytes());
+    }
+    let dir = tempdir();
+    let path = dir.join("loud.wav");
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(&bytes)
+        .unwrap();
+    let err = decode_file(&path).unwrap_err();
+    assert!(
+        matches!(err, AudioError::OutOfRange { index: 1, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("loud.wav"), "{err}");
+    // A slightly clipped master (2.5) is accepted.
+    let mut ok = wav_header(12, 1, 16000, 32, 3);
+    for s in [0.1f32, 2.5, -1.2] {
+        ok.extend_from_slice(&s.to_le_bytes());
+    }
+    let path = dir.join("clipped.wav");
+    std::fs::write(&path, ok).unwrap();
+    assert_eq!(decode_file(&path).expect("decodes").samples.len(), 3);
+}
+
 fn tempdir() -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("accrue-audio-test-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
