@@ -394,7 +394,8 @@ fn main() -> Result<()> {
                     .try_to_vec()
                     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
                 let t_all = t0.elapsed();
-                let mean = v.iter().sum::<f32>() / v.len() as f32;
+                // Accumulated in f64: an f32 sum over hours of frames drifts from the mean.
+                let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64;
                 let max = v.iter().copied().fold(f32::MIN, f32::max);
                 println!(
                     "{}: {} ch {} Hz {:.2} s -> {} samples at 32 kHz -> log-mel {:?} \

@@ -32,6 +32,10 @@ pub struct SupervisionTable {
     path: PathBuf,
 }
 
+/// The largest accepted absolute embedding value (its square, summed over a row, stays finite
+/// in f32).
+pub const MAX_ABS_VALUE: f32 = 1e15;
+
 impl SupervisionTable {
     /// A table in memory (for writing test fixtures).
     pub fn new(dim: usize) -> Self {
@@ -57,6 +61,26 @@ impl SupervisionTable {
             return Err(ContinualError::Supervision {
                 path: path.to_path_buf(),
                 detail: format!("entry `{k}` has {} values, expected {}", v.len(), table.dim),
+            });
+        }
+        // A value whose square overflows f32 turns the entry's norm, and then the loss, into
+        // NaN at training time: refuse it here, naming the entry.
+        if let Some((k, v)) = table
+            .entries
+            .iter()
+            .find(|(_, v)| v.iter().any(|x| !x.is_finite() || x.abs() > MAX_ABS_VALUE))
+        {
+            let bad = v
+                .iter()
+                .copied()
+                .find(|x| !x.is_finite() || x.abs() > MAX_ABS_VALUE)
+                .unwrap_or(f32::NAN);
+            return Err(ContinualError::Supervision {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "entry `{k}` holds {bad:e}: tower embeddings must be finite and within \
+                     ±{MAX_ABS_VALUE:e} (their squares overflow otherwise)"
+                ),
             });
         }
         Ok(table)
@@ -142,5 +166,31 @@ impl SupervisionTable {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overflowing_or_misshapen_entries_are_refused_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.json");
+        let write = |body: &str| std::fs::write(&path, body).expect("write");
+        write(r#"{"dim": 2, "entries": {"ok": [0.5, 1.0], "huge": [1e30, 0.0]}}"#);
+        let err = SupervisionTable::load(&path).expect_err("huge").to_string();
+        assert!(err.contains("`huge`") && err.contains("t.json"), "{err}");
+        // 1e39 does not fit f32: it parses as infinity.
+        write(r#"{"dim": 2, "entries": {"inf": [1e39, 0.0]}}"#);
+        let err = SupervisionTable::load(&path).expect_err("inf").to_string();
+        assert!(err.contains("`inf`"), "{err}");
+        write(r#"{"dim": 2, "entries": {"short": [1.0]}}"#);
+        let err = SupervisionTable::load(&path)
+            .expect_err("short")
+            .to_string();
+        assert!(err.contains("`short` has 1 values"), "{err}");
+        write(r#"{"dim": 2, "entries": {"ok": [0.5, 1.0]}}"#);
+        assert_eq!(SupervisionTable::load(&path).expect("ok").entries.len(), 1);
     }
 }
