@@ -66,6 +66,23 @@ pub struct EncoderSpec {
     /// time widths scaled to each stage's crop).
     #[serde(default)]
     pub spec_augment: SpecAugmentSpec,
+    /// Dropout probabilities replacing the preset's (`[encoder.dropout]`).
+    #[serde(default)]
+    pub dropout: DropoutSpec,
+}
+
+/// Dropout of the encoder, each probability replacing the preset's when given (PANNs: 0.2
+/// inside the network, 0.5 before `fc1` and on the embedding).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DropoutSpec {
+    /// Inside ResNet-38's residual blocks (ResNet-38 only).
+    pub block: Option<f64>,
+    /// After each stage of convolutions.
+    pub stage: Option<f64>,
+    /// Before `fc1` and on the returned embedding.
+    #[serde(rename = "final")]
+    pub last: Option<f64>,
 }
 
 /// Front-end settings of an experiment, each replacing the preset's when given. A changed
@@ -171,8 +188,29 @@ impl EncoderSpec {
         if let Some(v) = f.f_max {
             fe.f_max = v;
         }
-        cfg.validate()
-            .map_err(|e| ContinualError::Config(format!("[encoder.front_end]: {e}")))?;
+        let d = &self.dropout;
+        cfg = match cfg {
+            AnyEncoderConfig::ResNet38(mut c) => {
+                c.dropout_block = d.block.unwrap_or(c.dropout_block);
+                c.dropout_stage = d.stage.unwrap_or(c.dropout_stage);
+                c.dropout_final = d.last.unwrap_or(c.dropout_final);
+                AnyEncoderConfig::ResNet38(c)
+            }
+            AnyEncoderConfig::Cnn(mut c) => {
+                if d.block.is_some() {
+                    return Err(ContinualError::Config(format!(
+                        "[encoder.dropout] block: the `{}` preset has no residual blocks",
+                        self.preset
+                    )));
+                }
+                c.dropout_stage = d.stage.unwrap_or(c.dropout_stage);
+                c.dropout_final = d.last.unwrap_or(c.dropout_final);
+                AnyEncoderConfig::Cnn(c)
+            }
+        };
+        cfg.validate().map_err(|e| {
+            ContinualError::Config(format!("[encoder.front_end] / [encoder.dropout]: {e}"))
+        })?;
         Ok(cfg)
     }
 }
@@ -832,6 +870,24 @@ supervision = "s.json"
         let err =
             ExperimentConfig::parse(&text.replace("mode =", "mood =")).expect_err("unknown key");
         assert!(err.contains("mood") && err.contains("line"), "{err}");
+        // Dropout from the file; an impossible probability is refused, naming the table.
+        let text = MINIMAL.replace(
+            "[[stages]]",
+            "[encoder.dropout]\nfinal = 0.1\nblock = 0.0\n[[stages]]",
+        );
+        let c = ExperimentConfig::parse(&text).expect("parses");
+        match c.encoder.config().expect("config") {
+            AnyEncoderConfig::ResNet38(r) => {
+                assert_eq!(
+                    (r.dropout_final, r.dropout_block, r.dropout_stage),
+                    (0.1, 0.0, 0.2)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = ExperimentConfig::parse(&text.replace("final = 0.1", "final = 1.5")).expect("p");
+        let err = c.validate().expect_err("p = 1.5").to_string();
+        assert!(err.contains("[encoder.dropout]"), "{err}");
         // A front end that cannot work is refused, naming the table.
         let text = MINIMAL.replace(
             "[[stages]]",

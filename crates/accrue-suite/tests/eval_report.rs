@@ -415,3 +415,42 @@ fn the_suite_says_which_head_scores_an_earlier_modality() {
             .all(|h| h == "g_AV")
     );
 }
+
+#[test]
+fn a_run_is_evaluated_with_the_front_end_it_was_trained_with() {
+    unsafe { std::env::set_var("ACCRUE_NO_PROGRESS", "1") };
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_data(dir.path());
+    let exp = write_experiment(
+        dir.path(),
+        "mels.toml",
+        "out-mels",
+        &[stage("A", &["A"], "{ kind = \"finetune\" }", "")],
+    );
+    let text = std::fs::read_to_string(&exp).expect("read").replace(
+        "num_classes = 3\n",
+        "num_classes = 3\n[encoder.front_end]\nn_mels = 32\n",
+    );
+    std::fs::write(&exp, text).expect("write");
+    run_experiment(&exp, false).expect("trains with 32 mels");
+    let suite_path = dir.path().join("probe.toml");
+    std::fs::write(
+        &suite_path,
+        "[[probe]]\nname = \"Synth\"\ntrain = { manifest = \"train.jsonl\" }\n\
+         valid = { manifest = \"valid.jsonl\" }\ntest = { manifest = \"valid.jsonl\" }\n\
+         max_epochs = 2\n",
+    )
+    .expect("suite");
+    let suite = EvalSuite::load(&suite_path).expect("suite");
+    // With the preset's 64-mel front end the model would not even load (strictly).
+    let art = evaluate_run(
+        &exp,
+        &suite,
+        None,
+        "flex",
+        false,
+        &burn::tensor::Device::default(),
+    )
+    .expect("evaluated with its own front end");
+    assert_eq!(art.stages.len(), 1);
+}

@@ -49,6 +49,7 @@ fn write_model(dir: &Path, with_at: bool) -> PathBuf {
         trained_on_data: None,
         front_end: Default::default(),
         spec_augment: Default::default(),
+        dropout: Default::default(),
     };
     let mut student = Student::new(spec.config().expect("preset").init(&device));
     if with_at {

@@ -136,7 +136,17 @@ pub fn load_model(
         trained_on_data: None,
         front_end: Default::default(),
         spec_augment: Default::default(),
+        dropout: Default::default(),
     };
+    load_model_spec(&spec, path, device)
+}
+
+/// As [`load_model`] with an experiment's whole encoder spec (its front-end settings included:
+/// a model must be evaluated with the front end it was trained with).
+///
+/// # Errors
+/// As [`load_model`].
+pub fn load_model_spec(spec: &EncoderSpec, path: &Path, device: &Device) -> Result<Student> {
     let plain = device.clone().inner();
     let skeleton = Student::new(spec.config()?.init(&plain));
     let (student, _) = load_student_or_encoder(skeleton, path, &plain)?;

@@ -55,7 +55,7 @@ pub use embedding::{
 };
 pub use run::{
     StageScores, evaluate_model, evaluate_model_at, evaluate_run, evaluate_stage_model,
-    evaluate_stage_model_at, initial_stage_name, stage_matrix,
+    evaluate_stage_model_at, evaluate_stage_model_spec, initial_stage_name, stage_matrix,
 };
 pub use schema::{
     EvalSuite, HeadChoice, KFoldProbeTask, NamedPart, Part, ProbeTask, RetrievalTask, ScoreRef,

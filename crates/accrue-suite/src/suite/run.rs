@@ -13,7 +13,7 @@ use accrue_eval::report::{
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::embedding::{Ctx, load_model};
+use super::embedding::Ctx;
 use super::schema::{EvalSuite, ScoreRef};
 use super::{probe, retrieval, zero_shot};
 use crate::error::{Error, Result};
@@ -115,7 +115,7 @@ pub struct StageScores {
 /// Loads and evaluates one stage model.
 ///
 /// # Errors
-/// As [`load_model`] and [`evaluate_model`].
+/// As [`super::embedding::load_model`] and [`evaluate_model`].
 pub fn evaluate_stage_model(
     suite: &EvalSuite,
     preset: Preset,
@@ -138,14 +138,47 @@ pub fn evaluate_stage_model_at(
     latest: Option<accrue_continual::TaskKind>,
     device: &Device,
 ) -> Result<StageScores> {
+    let spec = accrue_continual::config::EncoderSpec {
+        preset,
+        num_classes,
+        checkpoint: None,
+        trained_on: None,
+        trained_on_data: None,
+        front_end: Default::default(),
+        spec_augment: Default::default(),
+        dropout: Default::default(),
+    };
+    evaluate_stage_model_spec(suite, &spec, model, latest, device)
+}
+
+/// As [`evaluate_stage_model_at`] with an experiment's whole encoder spec: the model runs with
+/// the front end (sample rate, mel settings) it was trained with.
+///
+/// # Errors
+/// As [`evaluate_stage_model`].
+pub fn evaluate_stage_model_spec(
+    suite: &EvalSuite,
+    spec: &accrue_continual::config::EncoderSpec,
+    model: &Path,
+    latest: Option<accrue_continual::TaskKind>,
+    device: &Device,
+) -> Result<StageScores> {
     let t0 = Instant::now();
-    let student = load_model(preset, num_classes, model, device)?;
+    let student = super::embedding::load_model_spec(spec, model, device)?;
+    let sample_rate = spec.config()?.front_end().sample_rate;
     let hash = if suite.cache_dir.is_some() {
         Some(sha256_file(model)?)
     } else {
         None
     };
-    let scores = evaluate_model_at(suite, &student, hash.as_deref(), 32_000, latest, device)?;
+    let scores = evaluate_model_at(
+        suite,
+        &student,
+        hash.as_deref(),
+        sample_rate,
+        latest,
+        device,
+    )?;
     let seconds = t0.elapsed().as_secs_f64();
     tracing::info!(model = %model.display(), seconds, "stage model evaluated");
     Ok(StageScores {
@@ -237,13 +270,7 @@ pub fn evaluate_run(
     // safetensors files (a PANNs `.pth`: `accrue import` it first).
     if let (Some(kind), Some(path)) = (exp.encoder.trained_on, exp.encoder.checkpoint.as_ref()) {
         if path.extension().is_some_and(|e| e == "safetensors") && path.is_file() {
-            let s = evaluate_stage_model(
-                suite,
-                exp.encoder.preset,
-                exp.encoder.num_classes,
-                path,
-                device,
-            )?;
+            let s = evaluate_stage_model_spec(suite, &exp.encoder, path, None, device)?;
             art.stages.push(StageEvaluation {
                 stage: initial_stage_name(kind),
                 checkpoint: path.display().to_string(),
@@ -268,14 +295,7 @@ pub fn evaluate_run(
             .flat_map(|s| s.tasks.iter().map(|t| t.kind))
             .filter(|k| k.is_contrastive())
             .last();
-        let s = evaluate_stage_model_at(
-            suite,
-            exp.encoder.preset,
-            exp.encoder.num_classes,
-            &model,
-            latest,
-            device,
-        )?;
+        let s = evaluate_stage_model_spec(suite, &exp.encoder, &model, latest, device)?;
         art.stages.push(StageEvaluation {
             stage: stage.name.clone(),
             checkpoint: model.display().to_string(),
