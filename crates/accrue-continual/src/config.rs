@@ -160,6 +160,20 @@ impl SpecAugmentSpec {
 }
 
 impl EncoderSpec {
+    /// A preset with its own front end, SpecAugment and dropout, no checkpoint.
+    pub fn preset(preset: Preset, num_classes: Option<usize>) -> Self {
+        Self {
+            preset,
+            num_classes,
+            checkpoint: None,
+            trained_on: None,
+            trained_on_data: None,
+            front_end: FrontEndSpec::default(),
+            spec_augment: SpecAugmentSpec::default(),
+            dropout: DropoutSpec::default(),
+        }
+    }
+
     /// The encoder configuration of the preset, validated.
     ///
     /// # Errors

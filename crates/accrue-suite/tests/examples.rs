@@ -41,16 +41,7 @@ fn towers() -> Option<PathBuf> {
 /// A tiny student (3 classes) with a g^AT head into MiniLM's 384-d space, saved.
 fn write_model(dir: &Path, with_at: bool) -> PathBuf {
     let device = Device::default();
-    let spec = EncoderSpec {
-        preset: accrue::encoders::Preset::ResNet38Tiny,
-        num_classes: Some(3),
-        checkpoint: None,
-        trained_on: None,
-        trained_on_data: None,
-        front_end: Default::default(),
-        spec_augment: Default::default(),
-        dropout: Default::default(),
-    };
+    let spec = EncoderSpec::preset(accrue::encoders::Preset::ResNet38Tiny, Some(3));
     let mut student = Student::new(spec.config().expect("preset").init(&device));
     if with_at {
         let head = ProjectionHeadConfig::new(64)

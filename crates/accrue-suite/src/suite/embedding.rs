@@ -128,16 +128,7 @@ pub fn load_model(
     path: &Path,
     device: &Device,
 ) -> Result<Student> {
-    let spec = EncoderSpec {
-        preset,
-        num_classes,
-        checkpoint: None,
-        trained_on: None,
-        trained_on_data: None,
-        front_end: Default::default(),
-        spec_augment: Default::default(),
-        dropout: Default::default(),
-    };
+    let spec = EncoderSpec::preset(preset, num_classes);
     load_model_spec(&spec, path, device)
 }
 

@@ -138,16 +138,7 @@ pub fn evaluate_stage_model_at(
     latest: Option<accrue_continual::TaskKind>,
     device: &Device,
 ) -> Result<StageScores> {
-    let spec = accrue_continual::config::EncoderSpec {
-        preset,
-        num_classes,
-        checkpoint: None,
-        trained_on: None,
-        trained_on_data: None,
-        front_end: Default::default(),
-        spec_augment: Default::default(),
-        dropout: Default::default(),
-    };
+    let spec = accrue_continual::config::EncoderSpec::preset(preset, num_classes);
     evaluate_stage_model_spec(suite, &spec, model, latest, device)
 }
 
