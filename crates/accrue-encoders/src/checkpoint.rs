@@ -107,6 +107,9 @@ pub fn load_pytorch<M: Module>(
         }
         None => path.to_path_buf(),
     };
+    if options.tuple_root.is_none() {
+        refuse_non_f32_pytorch(path, options.top_level_key.as_deref())?;
+    }
     let mut store = PytorchStore::from_file(&source)
         .map_indices_contiguous(false)
         .allow_partial(true)
@@ -128,6 +131,39 @@ pub fn load_pytorch<M: Module>(
         result,
         &options.ignore_suffixes,
     )
+}
+
+/// Refuses a PyTorch checkpoint holding a floating-point tensor of another dtype than F32
+/// (F64, F16, BF16): accrue's models are F32, and such a tensor would load and then fail deep
+/// inside the backend. Integer tensors (BatchNorm's `num_batches_tracked`) are never loaded.
+fn refuse_non_f32_pytorch(path: &Path, top_level_key: Option<&str>) -> Result<()> {
+    use burn::store::pytorch_reader::{DType, PytorchReader};
+    let reader = match top_level_key {
+        Some(k) => PytorchReader::with_top_level_key(path, k),
+        None => PytorchReader::new(path),
+    };
+    // A file the reader cannot open is reported by the load that follows.
+    let Ok(reader) = reader else {
+        return Ok(());
+    };
+    let mut bad: Vec<String> = reader
+        .tensors()
+        .iter()
+        .filter(|(_, t)| matches!(t.dtype(), DType::F64 | DType::F16 | DType::BF16))
+        .map(|(name, t)| format!("`{name}` is {:?}", t.dtype()))
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    bad.sort();
+    Err(EncoderError::CheckpointRead {
+        path: path.to_path_buf(),
+        detail: format!(
+            "accrue's models are F32, but {}; convert the file to F32 first (e.g. \
+             `{{k: v.float() for k, v in sd.items()}}` in PyTorch)",
+            bad.join(", ")
+        ),
+    })
 }
 
 fn finish<M>(

@@ -192,3 +192,20 @@ fn a_tensor_of_another_dtype_is_refused_at_load_and_named() {
     accrue_encoders::checkpoint::load_safetensors(small(&device), &ok, false).expect("F32 loads");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A float tensor of another dtype than F32 is refused before loading, named (it loaded, then
+/// failed inside the backend). Fixture: `tools/goldens/faulty_pth.py`.
+#[test]
+fn a_pytorch_checkpoint_with_an_f64_tensor_is_refused_naming_it() {
+    let device = Device::default();
+    let path = fixture("f64_tensor.pth");
+    let err = load_pytorch(small(&device), &path, &LoadOptions::default())
+        .map(|_| ())
+        .expect_err("F64 must be refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("`fc1.weight` is F64") && msg.contains("f64_tensor.pth"),
+        "{msg}"
+    );
+    assert!(!msg.contains("fc1.bias"), "the F32 tensor is fine: {msg}");
+}
