@@ -425,7 +425,7 @@ pub fn write_report(
                 .filter_map(|m| m.scores.last().and_then(|r| r.get(j).copied().flatten()))
                 .collect()
         };
-        let av_after = if key.0 == "A-AV-AT" {
+        let av_after = if key.0 == "A-AV-AT" || key.0 == "Wav2CLIP" {
             fmt_ms(&last(1), 100.0).replace('+', "")
         } else {
             "–".into()

@@ -39,6 +39,8 @@ pub(crate) struct RunState {
     pub epoch_loss_sum: f64,
     pub epoch_steps: usize,
     pub counters: (u64, u64, u64),
+    /// Finished stages, their losses stored exactly (a resumed run reports the same summary).
+    #[serde(with = "exact_summaries")]
     pub completed: Vec<StageSummary>,
     pub seq: u64,
     /// Length in bytes of `metrics.jsonl` when the checkpoint was written: a resumed run
@@ -89,6 +91,46 @@ pub(crate) mod f64_bits {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         u64::deserialize(d).map(f64::from_bits)
+    }
+}
+
+/// Stage summaries with each `best_loss` also stored as its bit pattern: JSON's decimal form
+/// does not always parse back to the same f64, and a resumed run must report the summary of
+/// the uninterrupted one. Checkpoints without the bits read the decimal value.
+mod exact_summaries {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::StageSummary;
+
+    #[derive(Serialize, Deserialize)]
+    struct Exact {
+        #[serde(flatten)]
+        summary: StageSummary,
+        #[serde(default)]
+        best_loss_bits: Option<u64>,
+    }
+
+    pub fn serialize<S: Serializer>(v: &[StageSummary], s: S) -> Result<S::Ok, S::Error> {
+        v.iter()
+            .map(|summary| Exact {
+                summary: summary.clone(),
+                best_loss_bits: Some(summary.best_loss.to_bits()),
+            })
+            .collect::<Vec<_>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<StageSummary>, D::Error> {
+        Ok(Vec::<Exact>::deserialize(d)?
+            .into_iter()
+            .map(|e| {
+                let mut summary = e.summary;
+                if let Some(bits) = e.best_loss_bits {
+                    summary.best_loss = f64::from_bits(bits);
+                }
+                summary
+            })
+            .collect())
     }
 }
 
@@ -341,6 +383,24 @@ pub(crate) fn log_status(bytes: &[u8], state: &RunState) -> LogStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finished_stages_round_trip_exactly() {
+        // 1.0963703393936155 printed by JSON parses back as ...157 (the last bit lost).
+        let state = RunState {
+            completed: vec![StageSummary {
+                best_loss: 1.096_370_339_393_615_5,
+                ..StageSummary::default()
+            }],
+            ..RunState::default()
+        };
+        let json = serde_json::to_string(&state).expect("ser");
+        let back: RunState = serde_json::from_str(&json).expect("de");
+        assert_eq!(
+            back.completed[0].best_loss.to_bits(),
+            state.completed[0].best_loss.to_bits()
+        );
+    }
 
     #[test]
     fn a_lost_or_changed_metrics_log_is_noticed() {
