@@ -99,7 +99,33 @@ pub fn decode_bytes(bytes: Vec<u8>, name: &str, options: DecodeOptions) -> Resul
     )
 }
 
+/// [`decode_source_inner`] with the decoder's own panics caught: a malformed header can make
+/// symphonia overflow an integer (a panic in builds with overflow checks, found by fuzzing), and
+/// a bad file must be an error naming it, never a crash.
 fn decode_source(
+    source: Box<dyn MediaSource>,
+    hint: Hint,
+    path: PathBuf,
+    options: DecodeOptions,
+) -> Result<Decoded> {
+    let name = path.clone();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_source_inner(source, hint, path, options)
+    }))
+    .unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        Err(AudioError::Corrupt {
+            path: name,
+            detail: format!("the decoder failed on a malformed stream ({why})"),
+        })
+    })
+}
+
+fn decode_source_inner(
     source: Box<dyn MediaSource>,
     hint: Hint,
     path: PathBuf,

@@ -208,6 +208,17 @@ fn float_samples_far_outside_the_unit_range_are_rejected_naming_the_file() {
     assert_eq!(decode_file(&path).expect("decodes").samples.len(), 3);
 }
 
+/// Found by the fuzzer (`accrue-cli/examples/fuzz.rs`): a WAV `fmt ` chunk with 32,770
+/// channels made symphonia overflow `channels × bytes per sample` — a panic in builds with
+/// overflow checks. It must be an error naming the file.
+#[test]
+fn a_header_that_crashes_the_decoder_is_an_error_naming_the_file() {
+    let path = fixture_dir().join("fuzz/wav-fmt-overflow.wav");
+    let err = decode_file(&path).expect_err("malformed");
+    assert!(matches!(err, AudioError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("wav-fmt-overflow.wav"), "{err}");
+}
+
 fn tempdir() -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("accrue-audio-test-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
