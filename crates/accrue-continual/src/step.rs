@@ -125,41 +125,27 @@ pub fn loss_terms<S: Strategy>(
     // A joint stage's tasks carry the same clips: one forward serves them all.
     let mut shared: Option<(EncoderOutput, Option<EncoderOutput>)> = None;
     for batch in batches {
-        if let (true, false, Some((s, t))) = (stage.joint, batch.replay, shared.as_ref()) {
-            let head_output = model.student.head_output(batch.kind, s)?;
-            let logit_scale = model
-                .student
-                .head(batch.kind)
-                .map(|h| h.logit_scale.forward());
-            views.push(TaskView {
-                kind: batch.kind,
-                student: s.clone(),
-                head_output,
-                logit_scale,
-                teacher: t.clone(),
-                supervision: if caps.supervision {
-                    batch.supervision.clone()
-                } else {
-                    None
-                },
-                meta: batch.meta.clone(),
-            });
-            continue;
-        }
-        let student = model.student.encode(batch.wave.clone());
-        counters.student_forwards += 1;
+        let reuse = stage.joint && !batch.replay;
+        let (student, teacher) = match shared.as_ref().filter(|_| reuse) {
+            Some((s, t)) => (s.clone(), t.clone()),
+            None => {
+                let student = model.student.encode(batch.wave.clone());
+                counters.student_forwards += 1;
+                let teacher = teacher.map(|t| {
+                    counters.teacher_forwards += 1;
+                    t.encode(batch.wave.clone().inner())
+                });
+                if reuse {
+                    shared = Some((student.clone(), teacher.clone()));
+                }
+                (student, teacher)
+            }
+        };
         let head_output = model.student.head_output(batch.kind, &student)?;
         let logit_scale = model
             .student
             .head(batch.kind)
             .map(|h| h.logit_scale.forward());
-        let teacher = teacher.map(|t| {
-            counters.teacher_forwards += 1;
-            t.encode(batch.wave.clone().inner())
-        });
-        if stage.joint && !batch.replay && shared.is_none() {
-            shared = Some((student.clone(), teacher.clone()));
-        }
         let into = if batch.replay {
             &mut replay
         } else {
