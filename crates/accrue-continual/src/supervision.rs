@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use accrue_data::{Batch, Dataset, ImageRef};
+use accrue_data::{Batch, Dataset};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ContinualError, Result};
@@ -126,10 +126,7 @@ impl SupervisionTable {
                 }
                 TaskKind::AV => {
                     for image in batch.images.get(row).map(Vec::as_slice).unwrap_or(&[]) {
-                        keys.push(match image {
-                            ImageRef::Embedding(id) => id.clone(),
-                            ImageRef::File(p) => p.to_string_lossy().into_owned(),
-                        });
+                        keys.push(image.key());
                     }
                 }
                 TaskKind::A => {}

@@ -59,6 +59,16 @@ pub enum ImageRef {
     Embedding(String),
 }
 
+impl ImageRef {
+    /// The key of this image in a supervision table: the file's path, or the embedding id.
+    pub fn key(&self) -> String {
+        match self {
+            Self::File(p) => p.to_string_lossy().into_owned(),
+            Self::Embedding(id) => id.clone(),
+        }
+    }
+}
+
 /// How image positives are defined for audio–image training.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -77,14 +77,7 @@ pub(crate) fn clip_image_rows(
                 ex.id
             )));
         }
-        let keys: Vec<String> = ex
-            .images
-            .iter()
-            .map(|im| match im {
-                ImageRef::File(p) => p.to_string_lossy().into_owned(),
-                ImageRef::Embedding(id) => id.clone(),
-            })
-            .collect();
+        let keys: Vec<String> = ex.images.iter().map(ImageRef::key).collect();
         let frames = table_rows(table, &keys)?;
         let n = frames.rows() as f32;
         rows.push(
