@@ -63,6 +63,15 @@ pub fn decode_file(path: &Path) -> Result<Decoded> {
 
 /// Decodes an audio file to mono.
 pub fn decode_file_with(path: &Path, options: DecodeOptions) -> Result<Decoded> {
+    let file = open_audio(path)?;
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    decode_source(Box::new(file), hint, path.to_path_buf(), options)
+}
+
+fn open_audio(path: &Path) -> Result<File> {
     // Opening a directory succeeds on Unix; the decoder would then call it "unsupported".
     if path.is_dir() {
         return Err(AudioError::Unreadable {
@@ -73,15 +82,10 @@ pub fn decode_file_with(path: &Path, options: DecodeOptions) -> Result<Decoded> 
             ),
         });
     }
-    let file = File::open(path).map_err(|source| AudioError::Unreadable {
+    File::open(path).map_err(|source| AudioError::Unreadable {
         path: path.to_path_buf(),
         source,
-    })?;
-    let mut hint = Hint::new();
-    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-        hint.with_extension(ext);
-    }
-    decode_source(Box::new(file), hint, path.to_path_buf(), options)
+    })
 }
 
 /// Decodes an in-memory encoded file (`name` is used in error messages and, through its
@@ -108,9 +112,33 @@ fn decode_source(
     path: PathBuf,
     options: DecodeOptions,
 ) -> Result<Decoded> {
+    let mut samples = Vec::new();
+    let info = decode_source_streamed(source, hint, path, options, usize::MAX, &mut |chunk, _| {
+        if samples.is_empty() {
+            samples = chunk.to_vec();
+        } else {
+            samples.extend_from_slice(chunk);
+        }
+        Ok(())
+    })?;
+    Ok(Decoded {
+        samples,
+        sample_rate: info.sample_rate,
+        channels: info.channels,
+    })
+}
+
+fn decode_source_streamed(
+    source: Box<dyn MediaSource>,
+    hint: Hint,
+    path: PathBuf,
+    options: DecodeOptions,
+    chunk: usize,
+    sink: &mut dyn FnMut(&[f32], u32) -> Result<()>,
+) -> Result<StreamInfo> {
     let name = path.clone();
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_source_inner(source, hint, path, options)
+        decode_source_inner(source, hint, path, options, chunk, sink)
     }))
     .unwrap_or_else(|panic| {
         let why = panic
@@ -125,12 +153,88 @@ fn decode_source(
     })
 }
 
+/// What a streamed decode ([`decode_file_streamed`]) saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// The file's sample rate in Hz.
+    pub sample_rate: u32,
+    /// Number of channels in the file before the mix-down.
+    pub channels: usize,
+    /// Mono samples delivered.
+    pub samples: usize,
+}
+
+/// Decodes an audio file to mono in bounded memory: `sink` receives consecutive runs of
+/// samples (each at least `chunk` long, except the last) with the file's sample rate, already
+/// scaled and checked exactly as [`decode_file_with`] scales and checks the whole file; the
+/// concatenation of the runs is [`decode_file_with`]'s output. An error may come after some
+/// runs were delivered (a corrupt packet late in the file).
+///
+/// # Errors
+/// As [`decode_file_with`], and any error `sink` returns.
+pub fn decode_file_streamed(
+    path: &Path,
+    options: DecodeOptions,
+    chunk: usize,
+    sink: &mut dyn FnMut(&[f32], u32) -> Result<()>,
+) -> Result<StreamInfo> {
+    let file = open_audio(path)?;
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    decode_source_streamed(
+        Box::new(file),
+        hint,
+        path.to_path_buf(),
+        options,
+        chunk.max(1),
+        sink,
+    )
+}
+
+/// Decoded samples on their way to a sink: scaled and checked per run.
+struct Runs<'a> {
+    buf: Vec<f32>,
+    delivered: usize,
+    scale16: bool,
+    path: &'a Path,
+    sink: &'a mut dyn FnMut(&[f32], u32) -> Result<()>,
+}
+
+impl Runs<'_> {
+    fn flush(&mut self, rate: u32) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        // symphonia maps 16-bit PCM (in any container: WAV, FLAC, …) to v / 32768 exactly;
+        // PANNs divides by 32767.
+        if self.scale16 {
+            let k = 32_768.0f64 / 32_767.0;
+            for v in &mut self.buf {
+                *v = (f64::from(*v) * k) as f32;
+            }
+        }
+        check_samples_at(&self.buf, self.path, self.delivered)?;
+        (self.sink)(&self.buf, rate)?;
+        self.delivered += self.buf.len();
+        self.buf.clear();
+        Ok(())
+    }
+
+    fn total(&self) -> usize {
+        self.delivered + self.buf.len()
+    }
+}
+
 fn decode_source_inner(
     source: Box<dyn MediaSource>,
     hint: Hint,
     path: PathBuf,
     options: DecodeOptions,
-) -> Result<Decoded> {
+    chunk: usize,
+    sink: &mut dyn FnMut(&[f32], u32) -> Result<()>,
+) -> Result<StreamInfo> {
     let mss = MediaSourceStream::new(source, Default::default());
     let mut format = symphonia::default::get_probe()
         .probe(
@@ -169,7 +273,13 @@ fn decode_source_inner(
         .make_audio_decoder(&params, &AudioDecoderOptions::default())
         .map_err(|e| classify(e, &path))?;
 
-    let mut mono: Vec<f32> = Vec::new();
+    let mut runs = Runs {
+        buf: Vec::new(),
+        delivered: 0,
+        scale16: params.bits_per_sample == Some(16) && options.int16_scale == Int16Scale::Panns,
+        path: &path,
+        sink,
+    };
     let mut sample_rate = params.sample_rate;
     let mut channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
     let mut planes: Vec<Vec<f32>> = Vec::new();
@@ -181,8 +291,8 @@ fn decode_source_inner(
             // A stream that ends mid-packet: symphonia reports an unexpected EOF.
             Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 return Err(AudioError::Corrupt {
-                    path,
-                    detail: format!("stream truncated after {} decoded samples", mono.len()),
+                    path: path.clone(),
+                    detail: format!("stream truncated after {} decoded samples", runs.total()),
                 });
             }
             Err(e) => return Err(classify(e, &path)),
@@ -194,42 +304,58 @@ fn decode_source_inner(
         let spec = buf.spec();
         sample_rate = Some(spec.rate());
         channels = spec.channels().count();
-        mix_down(&buf, &mut planes, &mut mono);
+        mix_down(&buf, &mut planes, &mut runs.buf);
+        if runs.buf.len() >= chunk {
+            runs.flush(spec.rate())?;
+        }
     }
 
     let sample_rate = sample_rate.ok_or_else(|| AudioError::Unsupported {
         path: path.clone(),
         detail: "unknown sample rate".into(),
     })?;
-    if mono.is_empty() {
+    let total = runs.total();
+    if total == 0 {
         return Err(AudioError::Empty { path });
     }
     if let Some(expected) = params_frames
-        && (mono.len() as u64) < expected
+        && (total as u64) < expected
     {
         return Err(AudioError::Corrupt {
-            path,
+            path: path.clone(),
             detail: format!(
-                "stream truncated: header announces {expected} frames, only {} decoded",
-                mono.len()
+                "stream truncated: header announces {expected} frames, only {total} decoded"
             ),
         });
     }
-    // symphonia maps 16-bit PCM (in any container: WAV, FLAC, …) to v / 32768 exactly; PANNs
-    // divides by 32767.
-    if params.bits_per_sample == Some(16) && options.int16_scale == Int16Scale::Panns {
-        let k = 32_768.0f64 / 32_767.0;
-        for v in &mut mono {
-            *v = (f64::from(*v) * k) as f32;
-        }
-    }
+    runs.flush(sample_rate)?;
+    Ok(StreamInfo {
+        sample_rate,
+        channels: channels.max(1),
+        samples: total,
+    })
+}
+
+/// Checks decoded (or caller-supplied) samples the way every decoded file is checked: all
+/// finite, none beyond ±[`MAX_ABS_SAMPLE`]. `path` names the source in the error (a file, or
+/// a description such as an array row).
+///
+/// # Errors
+/// [`AudioError::NonFinite`] or [`AudioError::OutOfRange`].
+pub fn check_samples(mono: &[f32], path: &Path) -> Result<()> {
+    check_samples_at(mono, path, 0)
+}
+
+/// [`check_samples`] for a run of samples starting at sample `offset` of its source (the
+/// error gives the index in the source).
+fn check_samples_at(mono: &[f32], path: &Path, offset: usize) -> Result<()> {
     let mut bad = mono.iter().enumerate().filter(|(_, v)| !v.is_finite());
     if let Some((first_index, _)) = bad.next() {
         let count = 1 + bad.count();
         return Err(AudioError::NonFinite {
-            path,
+            path: path.to_path_buf(),
             count,
-            first_index,
+            first_index: offset + first_index,
         });
     }
     if let Some((index, peak)) = mono
@@ -240,17 +366,13 @@ fn decode_source_inner(
         .max_by(|a, b| a.1.total_cmp(&b.1))
     {
         return Err(AudioError::OutOfRange {
-            path,
+            path: path.to_path_buf(),
             peak,
-            index,
+            index: offset + index,
             limit: MAX_ABS_SAMPLE,
         });
     }
-    Ok(Decoded {
-        samples: mono,
-        sample_rate,
-        channels: channels.max(1),
-    })
+    Ok(())
 }
 
 /// The largest accepted absolute sample value: a frame of 1,024 samples at this amplitude keeps

@@ -532,6 +532,120 @@ impl FrontEnd {
     }
 }
 
+/// Log-mel frames of a long signal in bounded memory: the same frames as
+/// [`FrontEnd::logmel`] over the whole signal, computed a block at a time.
+///
+/// Frame `j` is centred on sample `j·hop` and reads `n_fft` samples around it; a block of
+/// frames is computed on a window that starts `C = ⌈n_fft/2 / hop⌉` frames before the block
+/// (so its frames never see the window's edge padding) and ends at the last sample the block
+/// reads. Only the signal's own start and end are padded, exactly as the whole-signal front end
+/// pads them, so the concatenated blocks are the whole signal's frames (tested bit for bit).
+/// Memory: one window, `block_frames + C` frames of samples. Settings that need the whole
+/// signal (`top_db`, peak normalisation) are refused.
+pub struct LogMelStream<'a> {
+    front: &'a FrontEnd,
+    device: Device,
+    block: usize,
+    context: usize,
+    /// Samples from `buf_start` on.
+    buf: Vec<f32>,
+    buf_start: usize,
+    total: usize,
+    next_frame: usize,
+}
+
+impl<'a> LogMelStream<'a> {
+    /// A stream over `front` computing `block_frames` frames (at least 64) per pass on `device`.
+    ///
+    /// # Errors
+    /// [`AudioError::Config`] when the front end needs whole-signal statistics.
+    pub fn new(front: &'a FrontEnd, block_frames: usize, device: &Device) -> Result<Self> {
+        let cfg = &front.config;
+        if cfg.top_db.is_some() || cfg.peak_normalize {
+            return Err(AudioError::Config(
+                "a streamed log-mel needs a front end without top_db and peak normalisation \
+                 (both depend on the whole signal)"
+                    .into(),
+            ));
+        }
+        Ok(Self {
+            front,
+            device: device.clone(),
+            block: block_frames.max(64),
+            context: (cfg.n_fft / 2).div_ceil(cfg.hop_length),
+            buf: Vec::new(),
+            buf_start: 0,
+            total: 0,
+            next_frame: 0,
+        })
+    }
+
+    /// Frames of `buf[..len]` starting at frame `from` of the window, `count` of them (or all to
+    /// the end when `None`), to `sink` as `[frames · n_mels]` row-major values.
+    fn emit(
+        &self,
+        len: usize,
+        from: usize,
+        count: Option<usize>,
+        sink: &mut dyn FnMut(&[f32], usize),
+    ) -> Result<usize> {
+        let wave = Tensor::<1>::from_floats(&self.buf[..len], &self.device).reshape([1, len]);
+        let x = self.front.logmel(wave); // [1, 1, T, M]
+        let [_, _, t, m] = x.dims();
+        let to = count.map_or(t, |c| (from + c).min(t));
+        if from >= to {
+            return Ok(0);
+        }
+        let rows = x.slice([0..1, 0..1, from..to, 0..m]);
+        let values = rows
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| AudioError::Config(format!("reading log-mel frames: {e:?}")))?;
+        sink(&values, to - from);
+        Ok(to - from)
+    }
+
+    /// Adds samples; every block of frames they complete goes to `sink` (values `[frames ·
+    /// n_mels]`, frame count).
+    ///
+    /// # Errors
+    /// A tensor read-back failure.
+    pub fn push(&mut self, samples: &[f32], sink: &mut dyn FnMut(&[f32], usize)) -> Result<()> {
+        self.buf.extend_from_slice(samples);
+        self.total += samples.len();
+        let (hop, half) = (self.front.config.hop_length, self.front.config.n_fft / 2);
+        loop {
+            // The block's last frame reads up to this sample (exclusive).
+            let end = (self.next_frame + self.block - 1) * hop + half;
+            if end > self.total {
+                return Ok(());
+            }
+            let from = self.next_frame - self.buf_start / hop;
+            let n = self.emit(end - self.buf_start, from, Some(self.block), sink)?;
+            self.next_frame += n;
+            let start = self.next_frame.saturating_sub(self.context) * hop;
+            self.buf.drain(..start - self.buf_start);
+            self.buf_start = start;
+        }
+    }
+
+    /// Emits the remaining frames; returns the number of frames of the whole signal
+    /// (`1 + ⌊max(L, min_samples)/hop⌋`, as [`FrontEnd::logmel`]).
+    ///
+    /// # Errors
+    /// A tensor read-back failure.
+    pub fn finish(self, sink: &mut dyn FnMut(&[f32], usize)) -> Result<usize> {
+        let hop = self.front.config.hop_length;
+        if self.total == 0 {
+            return Ok(0);
+        }
+        let from = self.next_frame - self.buf_start / hop;
+        let n = self.emit(self.buf.len(), from, None, sink)?;
+        Ok(self.next_frame + n)
+    }
+}
+
 /// Applies SpecAugment to `[B, C, T, M]` log-mels (zeros in the normalised domain), drawing the
 /// stripes from Burn's seeded RNG on the tensor's device.
 pub fn spec_augment(x: Tensor<4>, cfg: &SpecAugmentConfig) -> Tensor<4> {

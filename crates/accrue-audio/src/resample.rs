@@ -6,7 +6,7 @@
 //! samples. Accepted rates: [`MIN_RATE`]..=[`MAX_RATE`] Hz on either side.
 
 use audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Fft, FixedSync, Resampler, WindowFunction};
+use rubato::{Fft, FixedSync, Indexing, Resampler, WindowFunction};
 
 use crate::error::{AudioError, Result};
 
@@ -51,6 +51,172 @@ pub fn resample(samples: &[f32], from_rate: u32, to_rate: u32) -> Result<Vec<f32
         to: to_rate,
         detail,
     };
+    let mut resampler = make_resampler(from_rate, to_rate)?;
+    let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| err(e.to_string()))?;
+    let out = resampler
+        .process_all(&input, samples.len(), None)
+        .map_err(|e| err(e.to_string()))?;
+    Ok(out.take_data())
+}
+
+/// [`resample`] over a stream in bounded memory: feed consecutive runs of samples with
+/// [`StreamResampler::push`], then call [`StreamResampler::finish`]; the concatenated output is
+/// exactly (bit for bit) [`resample`] of the concatenated input, whatever the run lengths.
+pub struct StreamResampler {
+    /// `None` for equal rates (a pass-through).
+    inner: Option<Fft<f32>>,
+    from: u32,
+    to: u32,
+    /// Input not yet processed (less than one block after each push).
+    pending: Vec<f32>,
+    /// Output frames of rubato's start-up delay still to drop.
+    to_drop: usize,
+    consumed: usize,
+    emitted: usize,
+    out_buf: Vec<f32>,
+}
+
+impl StreamResampler {
+    /// A resampler from `from_rate` to `to_rate` Hz.
+    ///
+    /// # Errors
+    /// A rate outside [`MIN_RATE`]..=[`MAX_RATE`].
+    pub fn new(from_rate: u32, to_rate: u32) -> Result<Self> {
+        check_rate(from_rate)?;
+        check_rate(to_rate)?;
+        let inner = (from_rate != to_rate)
+            .then(|| make_resampler(from_rate, to_rate))
+            .transpose()?;
+        let to_drop = inner.as_ref().map_or(0, |r| r.output_delay());
+        let out_buf = vec![0.0; inner.as_ref().map_or(0, |r| r.output_frames_max())];
+        Ok(Self {
+            inner,
+            from: from_rate,
+            to: to_rate,
+            pending: Vec::new(),
+            to_drop,
+            consumed: 0,
+            emitted: 0,
+            out_buf,
+        })
+    }
+
+    fn err(&self, detail: String) -> AudioError {
+        AudioError::Resample {
+            from: self.from,
+            to: self.to,
+            detail,
+        }
+    }
+
+    /// Resamples what `input` completes, appending the output to `out`.
+    ///
+    /// # Errors
+    /// A resampler failure.
+    pub fn push(&mut self, input: &[f32], out: &mut Vec<f32>) -> Result<()> {
+        self.consumed += input.len();
+        let Some(r) = &self.inner else {
+            out.extend_from_slice(input);
+            self.emitted += input.len();
+            return Ok(());
+        };
+        let block = r.input_frames_next();
+        self.pending.extend_from_slice(input);
+        // As rubato's `process_all`: whole blocks while more than one block is left; the rest
+        // (at most one block) waits for more input or for `finish`.
+        let mut start = 0;
+        while self.pending.len() - start > block {
+            let n = self.process(start, None, out)?;
+            start += n;
+        }
+        self.pending.drain(..start);
+        Ok(())
+    }
+
+    /// Processes `pending[start..]` (`partial`: that many frames, zero-filled to a block);
+    /// returns the input frames used.
+    fn process(
+        &mut self,
+        start: usize,
+        partial: Option<usize>,
+        out: &mut Vec<f32>,
+    ) -> Result<usize> {
+        let Some(r) = self.inner.as_mut() else {
+            return Ok(0);
+        };
+        let avail = &self.pending[start..];
+        let input =
+            InterleavedSlice::new(avail, 1, avail.len()).map_err(|e| AudioError::Resample {
+                from: self.from,
+                to: self.to,
+                detail: e.to_string(),
+            })?;
+        let frames = self.out_buf.len();
+        let mut output = InterleavedSlice::new_mut(&mut self.out_buf, 1, frames).map_err(|e| {
+            AudioError::Resample {
+                from: self.from,
+                to: self.to,
+                detail: e.to_string(),
+            }
+        })?;
+        let indexing = Indexing {
+            input_offset: 0,
+            output_offset: 0,
+            active_channels_mask: None,
+            partial_len: partial,
+        };
+        let (used, produced) = r
+            .process_into_buffer(&input, &mut output, Some(&indexing))
+            .map_err(|e| AudioError::Resample {
+                from: self.from,
+                to: self.to,
+                detail: e.to_string(),
+            })?;
+        let drop = self.to_drop.min(produced);
+        self.to_drop -= drop;
+        out.extend_from_slice(&self.out_buf[drop..produced]);
+        self.emitted += produced - drop;
+        Ok(used)
+    }
+
+    /// Flushes the rest, appending it to `out`; the whole output then has
+    /// `ceil(len · to / from)` samples.
+    ///
+    /// # Errors
+    /// A resampler failure.
+    pub fn finish(mut self, out: &mut Vec<f32>) -> Result<()> {
+        let Some(r) = &self.inner else {
+            return Ok(());
+        };
+        let ratio = r.resample_ratio();
+        let expected = (ratio * self.consumed as f64).ceil() as usize;
+        let mut tail = Vec::new();
+        if !self.pending.is_empty() {
+            let n = self.pending.len();
+            self.process(0, Some(n), &mut tail)?;
+            self.pending.clear();
+        }
+        // Zeros until the output covers the input (rubato's `process_all` pumps the same way).
+        let mut guard = 0;
+        while self.emitted < expected {
+            self.process(0, Some(0), &mut tail)?;
+            guard += 1;
+            if guard > 1_000 {
+                return Err(self.err("the resampler stopped producing output".into()));
+            }
+        }
+        let keep = tail.len() - (self.emitted - expected);
+        out.extend_from_slice(&tail[..keep]);
+        Ok(())
+    }
+}
+
+fn make_resampler(from_rate: u32, to_rate: u32) -> Result<Fft<f32>> {
+    let err = |detail: String| AudioError::Resample {
+        from: from_rate,
+        to: to_rate,
+        detail,
+    };
     // rubato's FFT block is a multiple k of the minimal block (rate / gcd on each side). An odd
     // block size shifts the output by half an input sample (the window is centred between two
     // samples), so k is made even whenever a minimal block is odd.
@@ -60,7 +226,7 @@ pub fn resample(samples: &[f32], from_rate: u32, to_rate: u32) -> Result<Vec<f32
     if k % 2 == 1 && (min_in % 2 == 1 || min_out % 2 == 1) {
         k += 1;
     }
-    let mut resampler = Fft::<f32>::new_custom(
+    Fft::<f32>::new_custom(
         from_rate as usize,
         to_rate as usize,
         k * min_in,
@@ -69,12 +235,7 @@ pub fn resample(samples: &[f32], from_rate: u32, to_rate: u32) -> Result<Vec<f32
         WindowFunction::BlackmanHarris2,
         FixedSync::Both,
     )
-    .map_err(|e| err(e.to_string()))?;
-    let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| err(e.to_string()))?;
-    let out = resampler
-        .process_all(&input, samples.len(), None)
-        .map_err(|e| err(e.to_string()))?;
-    Ok(out.take_data())
+    .map_err(|e| err(e.to_string()))
 }
 
 #[cfg(test)]
@@ -103,6 +264,53 @@ mod tests {
             / 28_000.0;
         let snr = 10.0 * (0.5 / err).log10();
         assert!(snr > 80.0, "SNR {snr:.1} dB against the analytic sine");
+    }
+
+    #[test]
+    fn streamed_equals_whole_bit_for_bit() {
+        let mut rng = 12345u64;
+        let mut noise = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    rng = rng
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((rng >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+                })
+                .collect()
+        };
+        for &(from, to) in &[
+            (44_100, 32_000),
+            (48_000, 32_000),
+            (22_050, 32_000),
+            (5_000, 32_000),
+            (32_000, 32_000),
+            (32_000, 48_000),
+        ] {
+            for &len in &[1usize, 777, 44_100, 100_003] {
+                let x = noise(len);
+                let whole = resample(&x, from, to).unwrap();
+                for &run in &[1usize, 333, 1024, 4096, 65_536] {
+                    let mut s = StreamResampler::new(from, to).unwrap();
+                    let mut out = Vec::new();
+                    for c in x.chunks(run) {
+                        s.push(c, &mut out).unwrap();
+                    }
+                    s.finish(&mut out).unwrap();
+                    assert_eq!(
+                        out.len(),
+                        whole.len(),
+                        "{from}->{to}, len {len}, runs of {run}"
+                    );
+                    assert!(
+                        out.iter()
+                            .zip(&whole)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{from}->{to}, len {len}, runs of {run}: values differ"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

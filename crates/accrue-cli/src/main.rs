@@ -3,18 +3,15 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use accrue::audio::decode::decode_file;
 use accrue::audio::frontend::FrontEndConfig;
-use accrue::audio::resample::resample;
 use accrue::backend::{BackendKind, device};
 use accrue::continual::RunDir;
 use accrue::encoders::Preset;
 use accrue_cli::tools::{
-    EmbedOptions, TowerChoice, checkpoint_info, embed_manifest, import_pytorch,
+    EmbedOptions, TowerChoice, checkpoint_info, embed_manifest, encode_files, import_pytorch,
 };
 use accrue_demo::{DemoOptions, Method, Profile};
 use anyhow::{Context, Result};
-use burn::tensor::{Tensor, TensorData};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -169,6 +166,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Embed audio files with an encoder or stage model: each whole clip (decoded, resampled
+    /// to the model's rate, zero-padded to 1 s when shorter), as `accrue eval` embeds it.
+    /// Writes a safetensors array file: `embedding` [files, D] and, when the model has them,
+    /// `g_AV` / `g_AT` head outputs and `logits`; the metadata lists the files in row order.
+    Encode {
+        /// The model (.safetensors of accrue or a PANNs .pth).
+        model: PathBuf,
+        /// Audio files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The model's encoder (default: the run folder's experiment.toml beside the model).
+        #[arg(long, value_parser = parse_preset)]
+        preset: Option<Preset>,
+        /// The array file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Convert a released PANNs PyTorch checkpoint (zip or legacy pickle) into accrue's own
     /// safetensors. Strict: any missing, unexpected or mis-shaped key fails with the full report.
     Import {
@@ -201,8 +215,9 @@ fn parse_preset(s: &str) -> std::result::Result<Preset, String> {
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,symphonia=warn,symphonia_format_riff=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         // No colour codes in logs that go to a file or a pipe.
@@ -379,39 +394,27 @@ fn main() -> Result<()> {
                 cli.backend
             );
             for file in files {
-                let t0 = Instant::now();
-                let decoded = decode_file(&file)?;
-                let t_dec = t0.elapsed();
-                let wave = resample(&decoded.samples, decoded.sample_rate, cfg.sample_rate)
+                let s = frontend_stats(&file, &front, &device)
                     .with_context(|| format!("{}", file.display()))?;
-                let t_res = t0.elapsed() - t_dec;
-                let n = wave.len();
-                let x = Tensor::<2>::from_data(TensorData::new(wave, [1, n]), &device);
-                let logmel = front.logmel(x);
-                let dims = logmel.dims();
-                let v: Vec<f32> = logmel
-                    .into_data()
-                    .try_to_vec()
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                let t_all = t0.elapsed();
-                // Accumulated in f64: an f32 sum over hours of frames drifts from the mean.
-                let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len().max(1) as f64;
-                let max = v.iter().copied().fold(f32::MIN, f32::max);
                 println!(
-                    "{}: {} ch {} Hz {:.2} s -> {} samples at 32 kHz -> log-mel {:?} \
+                    "{}: {} ch {} Hz {:.2} s -> {} samples at 32 kHz -> log-mel [1, 1, {}, {}] \
                      (mean {:.1} dB, max {:.1} dB); decode {:.1} ms, resample {:.1} ms, total {:.1} ms",
                     file.display(),
-                    decoded.channels,
-                    decoded.sample_rate,
-                    decoded.duration_s(),
-                    n,
-                    dims,
-                    mean,
-                    max,
-                    t_dec.as_secs_f64() * 1e3,
-                    t_res.as_secs_f64() * 1e3,
-                    t_all.as_secs_f64() * 1e3
+                    s.channels,
+                    s.sample_rate,
+                    s.samples as f64 / f64::from(s.sample_rate.max(1)),
+                    s.resampled,
+                    s.frames,
+                    cfg.n_mels,
+                    s.mean,
+                    s.max,
+                    s.t_decode * 1e3,
+                    s.t_resample * 1e3,
+                    s.t_total * 1e3
                 );
+            }
+            if let Some(kib) = peak_rss_kib() {
+                println!("peak memory (resident): {:.1} MiB", kib as f64 / 1024.0);
             }
         }
         Command::Embed {
@@ -442,6 +445,16 @@ fn main() -> Result<()> {
             );
             println!("tower: {}", summary.tower);
             println!("tower weights sha256: {}", summary.tower.weights_sha256);
+        }
+        Command::Encode {
+            model,
+            files,
+            preset,
+            out,
+        } => {
+            let rows = encode_files(&model, &files, preset, &out, &device)
+                .with_context(|| format!("embedding with {}", model.display()))?;
+            println!("{}: {rows} clips", out.display());
         }
         Command::Info {
             checkpoint,
@@ -510,4 +523,95 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What `accrue frontend` prints for one file.
+struct FrontendStats {
+    channels: usize,
+    sample_rate: u32,
+    samples: usize,
+    resampled: usize,
+    frames: usize,
+    mean: f64,
+    max: f32,
+    t_decode: f64,
+    t_resample: f64,
+    t_total: f64,
+}
+
+/// Decodes, resamples and turns a file into log-mel frames in bounded memory (a streamed
+/// decode, a streamed resampler and block-wise frames: the same values as the whole-file
+/// functions, see `accrue-audio/tests/stream.rs`), keeping only the statistics.
+fn frontend_stats(
+    file: &std::path::Path,
+    front: &accrue::audio::frontend::FrontEnd,
+    device: &burn::tensor::Device,
+) -> Result<FrontendStats> {
+    use accrue::audio::decode::{DecodeOptions, decode_file_streamed};
+    use accrue::audio::frontend::LogMelStream;
+    use accrue::audio::resample::StreamResampler;
+    let t0 = Instant::now();
+    let target = front.config.sample_rate;
+    let (mut t_res, mut t_mel) = (0.0f64, 0.0f64);
+    let mut sum = 0.0f64;
+    let mut count = 0usize;
+    let mut max = f32::MIN;
+    let mut resampled = 0usize;
+    let mut rs: Option<StreamResampler> = None;
+    let mut mel = LogMelStream::new(front, 4_096, device)?;
+    let mut buf = Vec::new();
+    let mut sink = |v: &[f32], _frames: usize| {
+        // Accumulated in f64: an f32 sum over hours of frames drifts from the mean.
+        sum += v.iter().map(|&x| f64::from(x)).sum::<f64>();
+        count += v.len();
+        max = v.iter().copied().fold(max, f32::max);
+    };
+    let info = decode_file_streamed(file, DecodeOptions::default(), 1 << 20, &mut |run, rate| {
+        let t = Instant::now();
+        let r = match rs.as_mut() {
+            Some(r) => r,
+            None => rs.insert(StreamResampler::new(rate, target)?),
+        };
+        buf.clear();
+        r.push(run, &mut buf)?;
+        resampled += buf.len();
+        let t1 = Instant::now();
+        t_res += (t1 - t).as_secs_f64();
+        mel.push(&buf, &mut sink)?;
+        t_mel += t1.elapsed().as_secs_f64();
+        Ok(())
+    })?;
+    if let Some(r) = rs {
+        buf.clear();
+        let t = Instant::now();
+        r.finish(&mut buf)?;
+        resampled += buf.len();
+        t_res += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        mel.push(&buf, &mut sink)?;
+        t_mel += t.elapsed().as_secs_f64();
+    }
+    let t = Instant::now();
+    let frames = mel.finish(&mut sink)?;
+    t_mel += t.elapsed().as_secs_f64();
+    let t_total = t0.elapsed().as_secs_f64();
+    Ok(FrontendStats {
+        channels: info.channels,
+        sample_rate: info.sample_rate,
+        samples: info.samples,
+        resampled,
+        frames,
+        mean: sum / count.max(1) as f64,
+        max,
+        t_decode: (t_total - t_res - t_mel).max(0.0),
+        t_resample: t_res,
+        t_total,
+    })
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), when the system reports it.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -16,7 +16,7 @@ use accrue::data::Split;
 use accrue::data::readers::manifest::{self, ManifestOptions};
 use accrue::encoders::checkpoint::{LoadOptions, load_pytorch, safetensors_keys, save_safetensors};
 use accrue::encoders::{
-    AnyEncoder, AnyEncoderConfig, AudioEncoder, EncoderError, LoadReport, Preset, ResNet38,
+    AnyEncoder, AnyEncoderConfig, AudioEncoder, EncoderError, LoadReport, Preset,
 };
 use accrue::towers::cache::EmbeddingCache;
 use accrue::towers::efficientnet::EfficientNetTower;
@@ -34,14 +34,6 @@ use accrue_suite::{Error, Result};
 fn build(cfg: &AnyEncoderConfig, device: &Device) -> Result<AnyEncoder> {
     cfg.validate()?;
     Ok(cfg.init(&device.clone().without_autodiff()))
-}
-
-/// The PANNs key remaps of an encoder (`downsample.1/.2`, `melW`, `conv_block{i}`, …).
-fn pytorch_remaps(encoder: &AnyEncoder) -> Vec<(String, String)> {
-    match encoder {
-        AnyEncoder::ResNet38(_) => ResNet38::pytorch_key_remaps(),
-        AnyEncoder::Cnn(m) => m.pytorch_key_remaps(),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -220,6 +212,58 @@ pub fn embed_manifest(opts: &EmbedOptions, device: &Device) -> Result<EmbedSumma
         tower: identity,
         cache_dir: cache,
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// accrue encode
+// ---------------------------------------------------------------------------------------------
+
+/// Embeds `files` with the model at `model` (its encoder from `preset` or its run folder) and
+/// writes the outputs to `out` (an array file: `embedding`, the heads it has, `logits`; the
+/// metadata key `files` holds the inputs as a JSON list). Returns the number of clips.
+///
+/// # Errors
+/// As [`accrue_suite::suite::load_any_model`] and [`accrue_suite::suite::embed_files`]; an
+/// unwritable output.
+pub fn encode_files(
+    model: &Path,
+    files: &[PathBuf],
+    preset: Option<Preset>,
+    out: &Path,
+    device: &Device,
+) -> Result<usize> {
+    let (student, spec) = accrue_suite::suite::load_any_model(model, preset, device)?;
+    let sample_rate = spec.config()?.front_end().sample_rate;
+    let e = accrue_suite::suite::embed_files(&student, files, sample_rate, device)?;
+    let mut arrays: Vec<(&str, [usize; 2], &[f32])> = vec![(
+        "embedding",
+        [e.embedding.rows(), e.embedding.cols()],
+        e.embedding.data(),
+    )];
+    for (name, m) in [("g_AV", &e.av), ("g_AT", &e.at)] {
+        if let Some(m) = m {
+            arrays.push((name, [m.rows(), m.cols()], m.data()));
+        }
+    }
+    arrays.push((
+        "logits",
+        [e.logits.rows(), e.logits.cols()],
+        e.logits.data(),
+    ));
+    let views: Vec<(&str, &[usize], &[f32])> = arrays
+        .iter()
+        .map(|(n, shape, d)| (*n, shape.as_slice(), *d))
+        .collect();
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let metadata = BTreeMap::from([
+        (
+            "files".to_string(),
+            serde_json::to_string(&names).map_err(|e| Error::Other(e.to_string()))?,
+        ),
+        ("model".to_string(), model.display().to_string()),
+    ]);
+    accrue::core::arrays::write(out, &views, &metadata)?;
+    Ok(files.len())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -603,7 +647,7 @@ fn pytorch_info(
             let trainable_params = encoder.trainable_params();
             let options = LoadOptions {
                 top_level_key: top_level_key.clone(),
-                remaps: pytorch_remaps(&encoder),
+                remaps: encoder.pytorch_key_remaps(),
                 ..Default::default()
             }
             .allow_partial(true);
@@ -779,7 +823,7 @@ pub fn import_pytorch(
         )));
     }
     let encoder = build(config, device)?;
-    let options = LoadOptions::panns(pytorch_remaps(&encoder)).allow_partial(allow_partial);
+    let options = LoadOptions::panns(encoder.pytorch_key_remaps()).allow_partial(allow_partial);
     let (encoder, report) = load_pytorch(encoder, input, &options)?;
     if !report.is_clean() {
         tracing::warn!(input = %input.display(), %report, "partial import");

@@ -71,6 +71,6 @@ pub use strategy::{
 };
 pub use supervision::SupervisionTable;
 pub use trainer::{
-    Experiment, RunSummary, StageSummary, load_student_or_encoder, run_experiment,
+    Experiment, RunSummary, StageSummary, load_model_file, load_student_or_encoder, run_experiment,
     run_experiment_config, run_experiment_on,
 };

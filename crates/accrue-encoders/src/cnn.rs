@@ -196,6 +196,31 @@ impl PannsCnn {
         self.forward_features(self.frontend.forward(wave))
     }
 
+    /// The ConvBlocks: everything before the global pooling.
+    ///
+    /// # Shapes
+    /// - `features`: `[B, 1, T, M]` with T, M ≥ [`PannsCnn::time_pooling`]
+    /// - output: `[B, D, ⌊T/P⌋, ⌊M/P⌋]` with P = [`PannsCnn::time_pooling`]
+    pub fn trunk(&self, features: Tensor<4>) -> Tensor<4> {
+        let n = self.conv_blocks.len();
+        let mut x = features;
+        for (i, block) in self.conv_blocks.iter().enumerate() {
+            let pool = if i + 1 < n || self.pool_last {
+                Pool::Avg(2, 2)
+            } else {
+                Pool::Identity
+            };
+            x = crate::dropout::dropout(&self.dropout_stage, block.forward(x, pool));
+        }
+        x
+    }
+
+    /// Frames of the front end averaged into one [`PannsCnn::trunk`] output frame: 2 to the
+    /// number of pooling blocks (32 for Cnn14).
+    pub fn time_pooling(&self) -> usize {
+        1 << (self.conv_blocks.len() - 1 + usize::from(self.pool_last))
+    }
+
     /// Key remappings from a PANNs checkpoint (`checkpoint['model']`) to this module.
     pub fn pytorch_key_remaps(&self) -> Vec<(String, String)> {
         let mut remaps = vec![(
@@ -226,17 +251,12 @@ impl AudioBody for PannsCnn {
     /// - `features`: `[B, 1, T, M]` with T, M ≥ 2^(number of pooling blocks)
     /// - output: embedding `[B, D]`, logits `[B, K]`
     fn forward_features(&self, features: Tensor<4>) -> EncoderOutput {
-        let n = self.conv_blocks.len();
-        let mut x = features;
-        for (i, block) in self.conv_blocks.iter().enumerate() {
-            let pool = if i + 1 < n || self.pool_last {
-                Pool::Avg(2, 2)
-            } else {
-                Pool::Identity
-            };
-            x = crate::dropout::dropout(&self.dropout_stage, block.forward(x, pool));
-        }
-        panns_head(x, &self.dropout_final, &self.fc1, &self.fc_audioset)
+        panns_head(
+            self.trunk(features),
+            &self.dropout_final,
+            &self.fc1,
+            &self.fc_audioset,
+        )
     }
 }
 

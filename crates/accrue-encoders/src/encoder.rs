@@ -215,7 +215,93 @@ pub enum AnyEncoder {
     Cnn(PannsCnn),
 }
 
+/// Frame-level embeddings ([`AnyEncoder::frame_embeddings`]): one vector per output frame of
+/// the convolutional trunk, in the space of the scene embedding.
+#[derive(Debug, Clone)]
+pub struct FrameEmbeddings {
+    /// `[B, T', D]`: `fc1` + ReLU applied to each frame of the trunk's output averaged over
+    /// frequency (the scene embedding applies the same `fc1` + ReLU to the max + mean of
+    /// these frames over time).
+    pub embeddings: Tensor<3>,
+    /// Front-end frames averaged into one output frame (32 for ResNet-38 and Cnn14).
+    pub time_pooling: usize,
+    /// The front end's hop in samples.
+    pub hop_length: usize,
+    /// The front end's sample rate.
+    pub sample_rate: u32,
+}
+
+impl FrameEmbeddings {
+    /// Centre of output frame `i` in seconds from the start of the input: front-end frame `j`
+    /// is centred on sample `j·hop` (centred STFT), and output frame `i` averages front-end
+    /// frames `P·i … P·i + P − 1` (P = [`FrameEmbeddings::time_pooling`]), so its centre is
+    /// `(P·i + (P − 1)/2)·hop / sample_rate`.
+    pub fn centre_seconds(&self, i: usize) -> f64 {
+        let p = self.time_pooling as f64;
+        (p * i as f64 + (p - 1.0) / 2.0) * self.hop_length as f64 / f64::from(self.sample_rate)
+    }
+
+    /// Seconds between consecutive output frames (`P·hop / sample_rate`; 0.32 s for PANNs).
+    pub fn hop_seconds(&self) -> f64 {
+        (self.time_pooling * self.hop_length) as f64 / f64::from(self.sample_rate)
+    }
+}
+
 impl AnyEncoder {
+    /// Front-end frames averaged into one output frame of the trunk (32 for ResNet-38 and
+    /// Cnn14).
+    pub fn time_pooling(&self) -> usize {
+        match self {
+            Self::ResNet38(_) => ResNet38::TIME_POOLING,
+            Self::Cnn(m) => m.time_pooling(),
+        }
+    }
+
+    /// The convolutional trunk on front-end output (everything before the global pooling).
+    ///
+    /// # Shapes
+    /// - `features`: `[B, 1, T, M]`
+    /// - output: `[B, D, ⌊T/P⌋, ⌊M/P⌋]`, P = [`AnyEncoder::time_pooling`]
+    pub fn trunk(&self, features: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::ResNet38(m) => m.trunk(features),
+            Self::Cnn(m) => m.trunk(features),
+        }
+    }
+
+    /// Frame-level embeddings of a waveform (HEAR's timestamp embeddings): the trunk's output
+    /// averaged over frequency, then `fc1` + ReLU on each frame. Max + mean of the trunk
+    /// frames over time, through the same `fc1` + ReLU, is the scene embedding, so both live
+    /// in one space. Run in eval mode for deterministic output.
+    ///
+    /// # Shapes
+    /// - `wave`: `[B, L]` at the front end's sample rate
+    /// - output: `[B, T', D]` with `T' = ⌊T/P⌋`, `T = 1 + ⌊max(L, min)/hop⌋`
+    pub fn frame_embeddings(&self, wave: Tensor<2>) -> FrameEmbeddings {
+        let fe = &self.front_end().config;
+        let (hop_length, sample_rate) = (fe.hop_length, fe.sample_rate);
+        let x = self.trunk(self.front_end().forward(wave));
+        let frames: Tensor<3> = x.mean_dim(3).squeeze_dim::<3>(3).swap_dims(1, 2);
+        let fc1 = match self {
+            Self::ResNet38(m) => &m.fc1,
+            Self::Cnn(m) => &m.fc1,
+        };
+        FrameEmbeddings {
+            embeddings: burn::tensor::activation::relu(fc1.forward(frames)),
+            time_pooling: self.time_pooling(),
+            hop_length,
+            sample_rate,
+        }
+    }
+
+    /// The key remappings from a PANNs PyTorch checkpoint to this encoder.
+    pub fn pytorch_key_remaps(&self) -> Vec<(String, String)> {
+        match self {
+            Self::ResNet38(_) => ResNet38::pytorch_key_remaps(),
+            Self::Cnn(m) => m.pytorch_key_remaps(),
+        }
+    }
+
     /// Sets the SpecAugment of the built front end (training mode only; `None`: off). It has no
     /// parameters, so it can change between stages, e.g. with the training crop's length.
     pub fn set_spec_augment(

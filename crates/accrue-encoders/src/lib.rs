@@ -30,6 +30,8 @@ pub mod resnet38;
 pub use aisfx::{Aisfx, AisfxConfig};
 pub use checkpoint::{LoadOptions, LoadReport, ShapeMismatch};
 pub use cnn::{Cnn6Config, Cnn10Config, Cnn14Config, PannsCnn, PannsCnnConfig};
-pub use encoder::{AnyEncoder, AnyEncoderConfig, AudioBody, AudioEncoder, EncoderOutput, Preset};
+pub use encoder::{
+    AnyEncoder, AnyEncoderConfig, AudioBody, AudioEncoder, EncoderOutput, FrameEmbeddings, Preset,
+};
 pub use error::{EncoderError, Result};
 pub use resnet38::{ResNet38, ResNet38Config};

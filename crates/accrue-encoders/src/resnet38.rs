@@ -293,6 +293,26 @@ impl ResNet38 {
         self.forward_features(self.frontend.forward(wave))
     }
 
+    /// The convolutional trunk: everything before the global pooling.
+    ///
+    /// # Shapes
+    /// - `features`: `[B, 1, T, M]`, T ≥ 32 and M ≥ 32
+    /// - output: `[B, D, ⌊T/32⌋, ⌊M/32⌋]`
+    pub fn trunk(&self, features: Tensor<4>) -> Tensor<4> {
+        let x = self.conv_block1.forward(features, Pool::Avg(2, 2));
+        let x = crate::dropout::dropout(&self.dropout_stage, x);
+        let x = self.resnet.forward(x);
+        let x = Pool::Avg(2, 2).forward(x);
+        let x = crate::dropout::dropout(&self.dropout_stage, x);
+        let x = self.conv_block_after1.forward(x, Pool::Identity);
+        crate::dropout::dropout(&self.dropout_stage, x)
+    }
+
+    /// Frames of the front end averaged into one [`ResNet38::trunk`] output frame: 32 (five
+    /// 2×2 average pools: ConvBlock 1, the three strided stages, the pool before
+    /// `conv_block_after1`).
+    pub const TIME_POOLING: usize = 32;
+
     /// Key remappings from a PANNs checkpoint (`checkpoint['model']`) to this module, as
     /// `(regex, replacement)` pairs applied in order.
     pub fn pytorch_key_remaps() -> Vec<(String, String)> {
@@ -320,14 +340,12 @@ impl AudioBody for ResNet38 {
     /// - `features`: `[B, 1, T, M]`, T ≥ 32 and M ≥ 32
     /// - output: embedding `[B, D]`, logits `[B, K]`
     fn forward_features(&self, features: Tensor<4>) -> EncoderOutput {
-        let x = self.conv_block1.forward(features, Pool::Avg(2, 2));
-        let x = crate::dropout::dropout(&self.dropout_stage, x);
-        let x = self.resnet.forward(x);
-        let x = Pool::Avg(2, 2).forward(x);
-        let x = crate::dropout::dropout(&self.dropout_stage, x);
-        let x = self.conv_block_after1.forward(x, Pool::Identity);
-        let x = crate::dropout::dropout(&self.dropout_stage, x);
-        panns_head(x, &self.dropout_final, &self.fc1, &self.fc_audioset)
+        panns_head(
+            self.trunk(features),
+            &self.dropout_final,
+            &self.fc1,
+            &self.fc_audioset,
+        )
     }
 }
 

@@ -143,6 +143,28 @@ pub fn load_student_or_encoder(
     Ok(load_safetensors(skeleton, path, false)?)
 }
 
+/// Loads any model file the project reads into `student`, strictly: accrue's safetensors (an
+/// encoder or a student, [`load_student_or_encoder`]) or, for any other extension, a PANNs
+/// PyTorch checkpoint (`.pth`, `.pt`; the encoder only, through the PANNs key map).
+///
+/// # Errors
+/// As [`load_student_or_encoder`]; for PyTorch files an unreadable pickle, an unsupported
+/// dtype or a key/shape mismatch (the full report).
+pub fn load_model_file(
+    mut student: Student,
+    path: &Path,
+    device: &Device,
+) -> Result<(Student, accrue_encoders::LoadReport)> {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        return load_student_or_encoder(student, path, device);
+    }
+    let opts = LoadOptions::panns(student.encoder.pytorch_key_remaps());
+    let (encoder, report) =
+        accrue_encoders::checkpoint::load_pytorch(student.encoder, path, &opts)?;
+    student.encoder = encoder;
+    Ok((student, report))
+}
+
 /// `(hidden, output)` of a head stored under `prefix`, read from the file's tensor shapes.
 fn head_width(
     keys: &std::collections::BTreeMap<String, Vec<usize>>,
@@ -367,25 +389,9 @@ impl Trainer {
         device.seed(seed::derive(&[self.config.stages[0].seed, INIT, INIT]));
         let mut student = self.skeleton(0, device)?;
         if let Some(path) = &self.config.encoder.checkpoint {
-            let is_st = path.extension().is_some_and(|e| e == "safetensors");
-            if is_st {
-                let (loaded, report) = load_student_or_encoder(student, path, device)?;
-                tracing::info!(path = %path.display(), %report, "initial model loaded");
-                return Ok(loaded);
-            }
-            let (encoder, report) = {
-                let opts = match &student.encoder {
-                    accrue_encoders::AnyEncoder::ResNet38(_) => {
-                        LoadOptions::panns(accrue_encoders::ResNet38::pytorch_key_remaps())
-                    }
-                    accrue_encoders::AnyEncoder::Cnn(m) => {
-                        LoadOptions::panns(m.pytorch_key_remaps())
-                    }
-                };
-                accrue_encoders::checkpoint::load_pytorch(student.encoder, path, &opts)?
-            };
-            tracing::info!(path = %path.display(), %report, "initial encoder loaded");
-            student.encoder = encoder;
+            let (loaded, report) = load_model_file(student, path, device)?;
+            tracing::info!(path = %path.display(), %report, "initial model loaded");
+            student = loaded;
         }
         Ok(student)
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use accrue_continual::config::EncoderSpec;
-use accrue_continual::{Student, SupervisionTable, TaskKind, load_student_or_encoder};
+use accrue_continual::{Student, SupervisionTable, TaskKind, load_model_file};
 use accrue_data::{Dataset, Loader, LoaderConfig};
 use accrue_encoders::Preset;
 use accrue_eval::Matrix;
@@ -117,8 +117,8 @@ pub fn embed_dataset(
     acc.finish()
 }
 
-/// Loads a stage model (encoder-only or student safetensors) into `preset`'s skeleton, in
-/// eval mode on the plain (non-autodiff) device.
+/// Loads a stage model (encoder-only or student safetensors, or a PANNs PyTorch checkpoint)
+/// into `preset`'s skeleton, in eval mode on the plain (non-autodiff) device.
 ///
 /// # Errors
 /// Unknown preset, unreadable file or a key/shape mismatch (with the full report).
@@ -140,7 +140,7 @@ pub fn load_model(
 pub fn load_model_spec(spec: &EncoderSpec, path: &Path, device: &Device) -> Result<Student> {
     let plain = device.clone().inner();
     let skeleton = Student::new(spec.config()?.init(&plain));
-    let (student, _) = load_student_or_encoder(skeleton, path, &plain)?;
+    let (student, _) = load_model_file(skeleton, path, &plain)?;
     Ok(student.valid())
 }
 
@@ -156,6 +156,113 @@ pub fn load_model_from_file(preset: Preset, path: &Path, device: &Device) -> Res
         .find(|(k, _)| k.ends_with("fc_audioset.weight"))
         .and_then(|(_, shape)| shape.get(1).copied());
     load_model(preset, classes, path, device)
+}
+
+/// The encoder a model file needs: `preset` when given (with g^A's width read from the file's
+/// `fc_audioset` weight), else the encoder of the run the file belongs to (the whole spec of
+/// the `experiment.toml` beside it or one level up, front-end settings included: a model must
+/// be run with the front end it was trained with).
+///
+/// # Errors
+/// No preset and no run folder (the presets are listed), an unreadable or malformed
+/// experiment file (named), an unreadable checkpoint header.
+pub fn model_spec(path: &Path, preset: Option<Preset>) -> Result<EncoderSpec> {
+    let is_st = path.extension().is_some_and(|e| e == "safetensors");
+    if let Some(preset) = preset {
+        let classes = if is_st {
+            accrue_encoders::checkpoint::safetensors_keys(path)?
+                .iter()
+                .find(|(k, _)| k.ends_with("fc_audioset.weight"))
+                .and_then(|(_, shape)| shape.get(1).copied())
+        } else {
+            None
+        };
+        return Ok(EncoderSpec::preset(preset, classes));
+    }
+    let abs = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+    let run = accrue_continual::RunDir::of_checkpoint(&abs).ok_or_else(|| {
+        let presets: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
+        Error::Missing(format!(
+            "{}: no run folder (experiment.toml) beside the file or one level up, so its \
+             encoder is unknown; name its preset ({})",
+            path.display(),
+            presets.join(", ")
+        ))
+    })?;
+    let experiment = run.experiment();
+    let text = std::fs::read_to_string(&experiment).map_err(|e| Error::io(&experiment, e))?;
+    let cfg = accrue_continual::ExperimentConfig::parse(&text)
+        .map_err(|e| Error::Other(format!("{}: {e}", experiment.display())))?;
+    cfg.encoder
+        .config()
+        .map_err(|e| Error::Other(format!("{}: [encoder]: {e}", experiment.display())))?;
+    Ok(cfg.encoder)
+}
+
+/// Loads any model file `accrue info` understands, in eval mode: accrue's safetensors (an
+/// encoder, a student, a stage model) or a PANNs PyTorch checkpoint, strictly, with the
+/// encoder of [`model_spec`]. Returns the model and the spec it was built from.
+///
+/// # Errors
+/// As [`model_spec`] and [`load_model_spec`] (a mismatch carries the full key report).
+pub fn load_any_model(
+    path: &Path,
+    preset: Option<Preset>,
+    device: &Device,
+) -> Result<(Student, EncoderSpec)> {
+    let spec = model_spec(path, preset)?;
+    let student = load_model_spec(&spec, path, device)?;
+    Ok((student, spec))
+}
+
+/// Runs `student` (eval mode) over `rows` clips of equal length stored row-major in `audio`
+/// (already at the model's sample rate), `batch` clips per forward pass. A clip shorter than
+/// [`MIN_EVAL_SAMPLES`] is zero-padded to it, as [`embed_files`] and [`embed_dataset`] pad;
+/// nothing else is padded, so every clip is processed exactly as on its own (a batch changes
+/// only the order of floating-point sums inside the kernels).
+///
+/// # Errors
+/// `audio.len()` not a multiple of `rows`, shape errors.
+pub fn embed_waveforms(
+    student: &Student,
+    audio: &[f32],
+    rows: usize,
+    batch: usize,
+    device: &Device,
+) -> Result<Embedded> {
+    if rows == 0 || audio.len() % rows != 0 {
+        return Err(Error::Other(format!(
+            "{} samples do not split into {rows} clips of equal length",
+            audio.len()
+        )));
+    }
+    let plain = device.clone().inner();
+    let mut acc = Acc::default();
+    for wave in eval_batches(audio, rows, batch, &plain) {
+        acc.push(student, student.encode(wave))?;
+    }
+    acc.finish()
+}
+
+/// `rows` clips of equal length (row-major in `audio`) as `[n, L']` eval batches of at most
+/// `batch` clips, each clip zero-padded to [`MIN_EVAL_SAMPLES`] when shorter (the padding rule
+/// of every evaluation path). `audio.len()` must be a multiple of `rows` (`rows ≥ 1`).
+pub fn eval_batches<'a>(
+    audio: &'a [f32],
+    rows: usize,
+    batch: usize,
+    device: &'a Device,
+) -> impl Iterator<Item = Tensor<2>> + 'a {
+    let len = (audio.len() / rows.max(1)).max(1);
+    let padded = len.max(MIN_EVAL_SAMPLES);
+    audio.chunks(len * batch.max(1)).map(move |chunk| {
+        let n = chunk.len() / len;
+        let mut wave = vec![0.0f32; n * padded];
+        for (i, row) in chunk.chunks(len).enumerate() {
+            wave[i * padded..i * padded + len].copy_from_slice(row);
+        }
+        Tensor::<1>::from_floats(wave.as_slice(), device).reshape([n, padded])
+    })
 }
 
 /// Decodes audio files (any format symphonia reads), resamples them to `sample_rate` and runs

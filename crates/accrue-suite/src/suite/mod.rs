@@ -51,7 +51,8 @@ pub mod schema;
 pub mod zero_shot;
 
 pub use embedding::{
-    Embedded, MIN_EVAL_SAMPLES, embed_dataset, embed_files, load_model, load_model_from_file,
+    Embedded, MIN_EVAL_SAMPLES, embed_dataset, embed_files, embed_waveforms, eval_batches,
+    load_any_model, load_model, load_model_from_file, model_spec,
 };
 pub use run::{
     StageScores, evaluate_model, evaluate_model_at, evaluate_run, evaluate_stage_model,
