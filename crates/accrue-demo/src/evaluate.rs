@@ -433,6 +433,7 @@ pub fn suite(ctx: &EvalContext) -> EvalSuite {
         // EfficientNet images (1280-d) and MiniLM text (384-d) share no space: each task is
         // scored by its own head, however long ago it was trained.
         head_choice: accrue_suite::suite::HeadChoice::Own,
+        average: Vec::new(),
         zero_shot: vec![
             zs(tasks::INSTRUMENTS, &instruments, TaskKind::AT),
             zs(tasks::SHIFT, &shift, TaskKind::AT),

@@ -261,7 +261,7 @@ fn manifest(
 
 #[test]
 fn probes_follow_the_task_multi_label_k_fold_and_the_heads_class_list() {
-    use accrue_suite::suite::{KFoldProbeTask, Part, ProbeTask, evaluate_model};
+    use accrue_suite::suite::{AverageTask, KFoldProbeTask, Part, ProbeTask, evaluate_model};
     let dir = tempfile::tempdir().expect("tempdir");
     write_data(dir.path());
     let device = burn::tensor::Device::default();
@@ -312,9 +312,32 @@ fn probes_follow_the_task_multi_label_k_fold_and_the_heads_class_list() {
             data: Part::all(&single),
             max_epochs: 3,
         }],
+        average: vec![
+            AverageTask {
+                name: "Avg.".into(),
+                protocol: Protocol::LinearProbe,
+                metric: "mAP".into(),
+                tasks: vec!["T".into()],
+            },
+            // "Missing" is never scored: no average, and no error.
+            AverageTask {
+                name: "Avg. incomplete".into(),
+                protocol: Protocol::LinearProbe,
+                metric: "top1_acc".into(),
+                tasks: vec!["K".into(), "Missing".into()],
+            },
+        ],
         ..EvalSuite::default()
     };
-    let scores = evaluate_model(&suite, &student, None, 32_000, &device).expect("scores");
+    let mut scores = evaluate_model(&suite, &student, None, 32_000, &device).expect("scores");
+    let avg = scores.pop().expect("the average is the last score");
+    let t_map = scores
+        .iter()
+        .find(|s| s.task == "T" && s.metric == "mAP" && s.protocol == Protocol::LinearProbe)
+        .expect("T mAP");
+    assert_eq!((avg.task.as_str(), avg.metric.as_str()), ("Avg.", "mAP"));
+    assert_eq!(avg.value, t_map.value);
+    assert!(scores.iter().all(|s| !s.task.starts_with("Avg.")));
     let of = |p: Protocol| -> Vec<(String, String)> {
         scores
             .iter()

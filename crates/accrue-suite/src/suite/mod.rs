@@ -59,6 +59,7 @@ pub use run::{
     evaluate_stage_model_at, evaluate_stage_model_spec, initial_stage_name, stage_matrix,
 };
 pub use schema::{
-    EvalSuite, HeadChoice, KFoldProbeTask, NamedPart, Part, ProbeTask, RetrievalTask, ScoreRef,
+    AverageTask, EvalSuite, HeadChoice, KFoldProbeTask, NamedPart, Part, ProbeTask, RetrievalTask,
+    ScoreRef,
     ZeroShotTask,
 };

@@ -98,6 +98,12 @@ pub fn evaluate_model_at(
     for t in &suite.retrieval {
         scores.extend(retrieval::scores(&mut ctx, t)?);
     }
+    for a in &suite.average {
+        match a.score(&scores) {
+            Some(s) => scores.push(s),
+            None => tracing::warn!(average = %a.name, "not every averaged task was scored"),
+        }
+    }
     Ok(scores)
 }
 

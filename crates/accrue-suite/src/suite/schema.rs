@@ -240,6 +240,59 @@ pub struct EvalSuite {
     /// Which head scores an earlier modality after a later stage (default: the model's own).
     #[serde(default)]
     pub head_choice: HeadChoice,
+    /// Averages over tasks (HEAR's and the paper's Table 3 "Avg."): each adds one score, the
+    /// mean of the named tasks' scores of one protocol and metric (no direction), when every
+    /// one of them was computed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub average: Vec<AverageTask>,
+}
+
+/// An average over a suite's tasks, reported as a score of its own
+/// (`[[average]] name = "Avg.", protocol = "linear_probe", metric = "top1_acc", tasks = [...]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AverageTask {
+    /// The average's task name in the scores.
+    pub name: String,
+    /// Protocol of the averaged scores (and of the average).
+    pub protocol: Protocol,
+    /// Metric of the averaged scores (and of the average).
+    pub metric: String,
+    /// The averaged tasks (at least one).
+    pub tasks: Vec<String>,
+}
+
+impl AverageTask {
+    /// The average of `scores` over [`AverageTask::tasks`], `None` when one is missing.
+    pub fn score(&self, scores: &[Score]) -> Option<Score> {
+        let values: Vec<f64> = self
+            .tasks
+            .iter()
+            .map(|t| {
+                scores
+                    .iter()
+                    .find(|s| {
+                        s.task == *t
+                            && s.protocol == self.protocol
+                            && s.metric == self.metric
+                            && s.direction.is_none()
+                    })
+                    .map(|s| s.value)
+            })
+            .collect::<Option<_>>()?;
+        if values.is_empty() {
+            return None;
+        }
+        let mut s = Score::new(
+            &self.name,
+            self.protocol,
+            &self.metric,
+            values.iter().sum::<f64>() / values.len() as f64,
+        );
+        s.n = Some(values.len());
+        s.details = Some(serde_json::json!({ "average_of": self.tasks, "values": values }));
+        Some(s)
+    }
 }
 
 /// Which projection head maps audio for a zero-shot or retrieval task of one modality when a
