@@ -65,6 +65,34 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
             root.join("crates/accrue-encoders/tests/fixtures/encoders/f64_tensor.pth"),
             root.join("crates/accrue-encoders/tests/fixtures/encoders/cnn14_small.pth"),
         ],
+        // Texts: every line of the CLIP tokenizer's golden file (captions, emoji, HTML
+        // entities, long inputs) on its own.
+        "tokenizer" => {
+            let golden = root
+                .join("crates/accrue-towers/tests/fixtures/towers/clip_tokens/clip_tokens.jsonl");
+            return std::fs::read_to_string(golden)
+                .map(|t| {
+                    t.lines()
+                        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                        .filter_map(|v| v.get("text")?.as_str().map(|s| s.as_bytes().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        "clip-vocab" => {
+            // The first 2,000 merges of the real vocabulary (the whole file is 1.3 MB).
+            return clip_vocab_text()
+                .map(|t| {
+                    vec![
+                        t.lines()
+                            .take(2_000)
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                            .into_bytes(),
+                    ]
+                })
+                .unwrap_or_default();
+        }
         _ => Vec::new(),
     };
     files.iter().filter_map(|f| std::fs::read(f).ok()).collect()
@@ -121,8 +149,77 @@ fn target(name: &str) -> Option<(Target, &'static str)> {
             },
             "pth",
         ),
+        "tokenizer" => (
+            |b, _| {
+                let text = String::from_utf8_lossy(b);
+                if let Some(clip) = clip_tokenizer() {
+                    let _ = clip.tokenize(
+                        &text,
+                        77,
+                        accrue::towers::clip::tokenizer::Overflow::Truncate,
+                    );
+                    let _ =
+                        clip.tokenize(&text, 77, accrue::towers::clip::tokenizer::Overflow::Error);
+                }
+                if let Some(minilm) = minilm_tower() {
+                    let _ = minilm.tokenize(&[&text]);
+                }
+            },
+            "txt",
+        ),
+        "clip-vocab" => (
+            |b, _| {
+                if let Ok(t) = accrue::towers::clip::tokenizer::ClipTokenizer::from_merges_text(
+                    &String::from_utf8_lossy(b),
+                ) {
+                    let _ = t.tokenize("a dog barking, 🐕 &amp; a siren", 77, Default::default());
+                }
+            },
+            "txt",
+        ),
         _ => return None,
     })
+}
+
+fn towers_dir() -> PathBuf {
+    std::env::var_os("ACCRUE_TOWERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest_dir().join("data/towers"))
+}
+
+/// The real CLIP merges (`data/towers/clip`, fetched by scripts/fetch_towers.sh), unzipped.
+fn clip_vocab_text() -> Option<String> {
+    use std::io::Read;
+    let gz = std::fs::read(towers_dir().join("clip/bpe_simple_vocab_16e6.txt.gz")).ok()?;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(gz.as_slice())
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+/// The real CLIP tokenizer, loaded once (`None` without the fetched vocabulary).
+fn clip_tokenizer() -> Option<&'static accrue::towers::clip::tokenizer::ClipTokenizer> {
+    static T: std::sync::OnceLock<Option<accrue::towers::clip::tokenizer::ClipTokenizer>> =
+        std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        accrue::towers::clip::tokenizer::ClipTokenizer::from_file(
+            &towers_dir().join("clip/bpe_simple_vocab_16e6.txt.gz"),
+        )
+        .ok()
+    })
+    .as_ref()
+}
+
+/// The real MiniLM tower (its HF tokenizer), loaded once (`None` without the fetched files).
+fn minilm_tower() -> Option<&'static accrue::towers::minilm::MiniLmTower> {
+    static T: std::sync::OnceLock<Option<accrue::towers::minilm::MiniLmTower>> =
+        std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let files = accrue::towers::minilm::MiniLmFiles::in_dir(&towers_dir().join("minilm"));
+        accrue::towers::minilm::MiniLmTower::load(&files, &burn::tensor::Device::flex()).ok()
+    })
+    .as_ref()
 }
 
 /// One random mutation of `input` (possibly spliced with `other`).
@@ -213,7 +310,7 @@ fn main() {
         args.get(1).and_then(|n| n.parse::<u64>().ok()),
     ) else {
         eprintln!(
-            "usage: fuzz <audio|manifest|experiment|supervision|safetensors|pytorch|all> <executions> [seed]"
+            "usage: fuzz <audio|manifest|experiment|supervision|safetensors|pytorch|tokenizer|clip-vocab|all> <executions> [seed]"
         );
         std::process::exit(2);
     };
@@ -227,6 +324,8 @@ fn main() {
         "supervision",
         "safetensors",
         "pytorch",
+        "tokenizer",
+        "clip-vocab",
     ];
     let names: Vec<&str> = if which == "all" {
         all.to_vec()
