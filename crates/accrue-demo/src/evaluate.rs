@@ -15,7 +15,8 @@ use accrue_core::atomic;
 use accrue_eval::report::Protocol;
 pub use accrue_suite::suite::StageScores;
 use accrue_suite::suite::{
-    EvalSuite, NamedPart, Part, ProbeTask, RetrievalTask, ScoreRef, ZeroShotTask,
+    AverageTask, EvalSuite, KFoldProbeTask, NamedPart, Part, ProbeTask, RetrievalTask, ScoreRef,
+    ZeroShotTask,
 };
 use accrue_suite::supervision::{
     Towers, dataset_captions, dataset_images, image_table, text_table,
@@ -32,7 +33,27 @@ pub mod tasks {
     /// 134 real Tux Paint sound effects with their own images and captions (AVE / Clotho
     /// analogue: out of domain, instance-level).
     pub const TUXPAINT: &str = "TuxPaint";
+    /// Downstream suite (the HEAR analogue; k-fold linear probes on clips no stage trains on,
+    /// the instrument test clips of both soundfonts and the Tux Paint sounds): register of the
+    /// note (low / middle / high).
+    pub const REGISTER: &str = "Register";
+    /// Downstream suite: dynamics (soft / moderate / loud).
+    pub const DYNAMICS: &str = "Dynamics";
+    /// Downstream suite: the variant within an instrument that has several (grand vs bright
+    /// piano, nylon vs steel guitar, the four saxophones …).
+    pub const VARIANT: &str = "Variant";
+    /// Downstream suite: which soundfont rendered the note (FluidR3 vs TimGM6mb: timbre and
+    /// recording character; no stage ever hears TimGM6mb).
+    pub const SOUNDFONT: &str = "Soundfont";
+    /// Downstream suite: the Tux Paint sound's stamp category (animals, symbols, household,
+    /// seasonal, hobbies: real recordings, out of domain).
+    pub const TUX_CATEGORY: &str = "TuxPaint-category";
+    /// The suite's average (Table 3 "Avg.").
+    pub const SUITE_AVG: &str = "Suite avg.";
 }
+
+/// Folds of the downstream suite's k-fold probes.
+pub const SUITE_FOLDS: u32 = 5;
 
 /// Zero-shot prompt templates (ensembled, method-spec §6.2).
 pub const TEMPLATES: [&str; 3] = [
@@ -71,6 +92,10 @@ pub struct DataPaths {
     pub image_dim: usize,
     /// The towers' identities (architecture, weight sha256, preprocessing) as JSON.
     pub towers: PathBuf,
+    /// The downstream suite's manifests (task name, manifest with folds), in table order; a
+    /// task too small for its folds (a smoke subset) is left out.
+    #[serde(default)]
+    pub suite: Vec<(String, PathBuf)>,
 }
 
 /// One class of the set.
@@ -227,6 +252,7 @@ pub fn prepare_data(opts: &DemoOptions, settings: &Settings) -> Result<DataPaths
         text_dim: 384,
         image_dim: 1280,
         towers: out.join("towers.json"),
+        suite: Vec::new(),
     };
     // Joint triplets (MT-WC as the paper trains it on WavCaps): each AV clip with the
     // captions of the same clip from the AT set.
@@ -268,11 +294,123 @@ pub fn prepare_data(opts: &DemoOptions, settings: &Settings) -> Result<DataPaths
     atomic::write_if_changed(&paths.test, &group(&at, "test/test")?)?;
     atomic::write_if_changed(&paths.shift, &group(&at, "test/test_shift")?)?;
     let tux_rows: Vec<serde_json::Value> = tux.into_values().flatten().collect();
-    atomic::write_if_changed(
-        &paths.tuxpaint,
-        &jsonl(&subset(&tux_rows, max.map(|m| m * 2))),
-    )?;
+    let tux_kept = subset(&tux_rows, max.map(|m| m * 2));
+    atomic::write_if_changed(&paths.tuxpaint, &jsonl(&tux_kept))?;
+    // The downstream suite: held-out clips only (the instrument test clips of both soundfonts,
+    // the Tux Paint sounds), each labelled by a property no stage's loss names directly.
+    let mut held_out: Vec<&serde_json::Value> = Vec::new();
+    for k in ["test/test", "test/test_shift"] {
+        held_out.extend(subset(at.get(k).map(Vec::as_slice).unwrap_or(&[]), max));
+    }
+    let mut paths = paths;
+    for (name, rows) in suite_tasks(&held_out, &tux_kept) {
+        let path = out.join(format!("suite-{}.jsonl", name.to_ascii_lowercase()));
+        if usable_for_folds(&rows) {
+            let refs: Vec<&serde_json::Value> = rows.iter().collect();
+            atomic::write_if_changed(&path, &jsonl(&refs))?;
+            paths.suite.push((name.to_string(), path));
+        } else {
+            tracing::warn!(
+                task = name,
+                clips = rows.len(),
+                "too few clips for the suite's folds: left out"
+            );
+        }
+    }
     Ok(paths)
+}
+
+fn meta<'v>(row: &'v serde_json::Value, key: &str) -> Option<&'v str> {
+    row.get("meta")?.get(key)?.as_str()
+}
+
+/// The fold of a clip: the first byte of the sha256 of `key`, modulo [`SUITE_FOLDS`]. Renders
+/// of one note by the two soundfonts share a key, so they share a fold.
+fn fold_of(key: &str) -> u32 {
+    let digest = accrue_core::hash::sha256_hex(key.as_bytes());
+    u32::from_str_radix(&digest[..2], 16).unwrap_or(0) % SUITE_FOLDS
+}
+
+/// One probe row: the clip with `label` as its only label and its fold.
+fn suite_row(row: &serde_json::Value, label: &str, fold: u32) -> Option<serde_json::Value> {
+    Some(serde_json::json!({
+        "audio": row.get("audio")?.clone(),
+        "id": row.get("id")?.clone(),
+        "labels": [label],
+        "fold": fold,
+    }))
+}
+
+/// The downstream suite's tasks over held-out instrument clips and Tux Paint sounds.
+fn suite_tasks(
+    held_out: &[&serde_json::Value],
+    tux: &[&serde_json::Value],
+) -> Vec<(&'static str, Vec<serde_json::Value>)> {
+    let note_key = |r: &serde_json::Value| {
+        let id = r.get("id").and_then(|v| v.as_str()).unwrap_or("");
+        match meta(r, "soundfont") {
+            Some(sf) => id.replace(sf, "*"),
+            None => id.to_string(),
+        }
+    };
+    let label_of = |r: &serde_json::Value| -> Option<String> {
+        r.get("labels")?.get(0)?.as_str().map(str::to_string)
+    };
+    // Instruments with more than one variant in the held-out clips.
+    let mut variants: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for r in held_out {
+        if let (Some(l), Some(v)) = (label_of(r), meta(r, "variant")) {
+            variants.entry(l).or_default().insert(v.to_string());
+        }
+    }
+    let by = |f: &dyn Fn(&serde_json::Value) -> Option<String>| -> Vec<serde_json::Value> {
+        held_out
+            .iter()
+            .filter_map(|r| suite_row(r, &f(r)?, fold_of(&note_key(r))))
+            .collect()
+    };
+    let register = by(&|r| meta(r, "register").map(str::to_string));
+    let dynamics = by(&|r| meta(r, "dynamics").map(str::to_string));
+    let variant = by(&|r| {
+        let l = label_of(r)?;
+        (variants.get(&l)?.len() > 1).then(|| meta(r, "variant").map(str::to_string))?
+    });
+    let soundfont = by(&|r| meta(r, "soundfont").map(str::to_string));
+    // Tux Paint categories with at least 7 sounds in the full set (enough for 5 folds).
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in tux {
+        if let Some(c) = meta(r, "category") {
+            *count.entry(c).or_default() += 1;
+        }
+    }
+    let category: Vec<serde_json::Value> = tux
+        .iter()
+        .filter_map(|r| {
+            let c = meta(r, "category")?;
+            let id = r.get("id")?.as_str()?;
+            (count.get(c).copied().unwrap_or(0) >= 7).then(|| suite_row(r, c, fold_of(id)))?
+        })
+        .collect();
+    vec![
+        (tasks::REGISTER, register),
+        (tasks::DYNAMICS, dynamics),
+        (tasks::VARIANT, variant),
+        (tasks::SOUNDFONT, soundfont),
+        (tasks::TUX_CATEGORY, category),
+    ]
+}
+
+/// Whether every fold holds at least two clips and the task at least two classes.
+fn usable_for_folds(rows: &[serde_json::Value]) -> bool {
+    let mut per_fold = vec![0usize; SUITE_FOLDS as usize];
+    let mut classes = std::collections::BTreeSet::new();
+    for r in rows {
+        if let Some(f) = r.get("fold").and_then(|v| v.as_u64()) {
+            per_fold[f as usize % SUITE_FOLDS as usize] += 1;
+        }
+        classes.insert(r["labels"][0].to_string());
+    }
+    classes.len() >= 2 && per_fold.iter().all(|&n| n >= 2)
 }
 
 fn read(path: &Path) -> Result<Dataset> {
@@ -429,11 +567,33 @@ pub fn suite(ctx: &EvalContext) -> EvalSuite {
                 .ok()
                 .map(|ds| ds.classes),
         }],
-        kfold_probe: Vec::new(),
+        // The downstream suite (Tux Paint clips differ in length: one per pass).
+        kfold_probe: d
+            .suite
+            .iter()
+            .map(|(name, path)| KFoldProbeTask {
+                name: name.clone(),
+                data: if name == tasks::TUX_CATEGORY {
+                    Part::all(path)
+                } else {
+                    Part::all(path).batched(64)
+                },
+                max_epochs: ctx.probe_epochs,
+            })
+            .collect(),
         // EfficientNet images (1280-d) and MiniLM text (384-d) share no space: each task is
         // scored by its own head, however long ago it was trained.
         head_choice: accrue_suite::suite::HeadChoice::Own,
-        average: Vec::new(),
+        average: if d.suite.is_empty() {
+            Vec::new()
+        } else {
+            vec![AverageTask {
+                name: tasks::SUITE_AVG.into(),
+                protocol: Protocol::LinearProbe,
+                metric: "top1_acc".into(),
+                tasks: d.suite.iter().map(|(n, _)| n.clone()).collect(),
+            }]
+        },
         zero_shot: vec![
             zs(tasks::INSTRUMENTS, &instruments, TaskKind::AT),
             zs(tasks::SHIFT, &shift, TaskKind::AT),

@@ -419,9 +419,18 @@ fn write_experiment(dir: &Path, text: &str) -> Result<()> {
 }
 
 fn is_done(job: &Job) -> bool {
+    let suite = super::evaluate::suite(&job.eval).fingerprint();
     job.stage_models()
         .iter()
-        .all(|m| Job::scores_path(m).is_file())
+        .all(|m| scores_are_current(&Job::scores_path(m), &suite))
+}
+
+/// Whether cached scores exist and come from `suite` (a changed suite is re-evaluated).
+fn scores_are_current(path: &Path, suite: &str) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<super::evaluate::StageScores>(&t).ok())
+        .is_some_and(|s| s.suite.as_deref() == Some(suite))
 }
 
 /// Trains one job (resuming an interrupted run) and evaluates its stage models.
@@ -437,9 +446,10 @@ pub fn run_job(job: &Job, device: &burn::tensor::Device) -> Result<()> {
             .devices(std::slice::from_ref(device))
             .run(true)?;
     }
+    let suite = super::evaluate::suite(&job.eval).fingerprint();
     for model in job.stage_models() {
         let out = Job::scores_path(&model);
-        if out.is_file() {
+        if scores_are_current(&out, &suite) {
             continue;
         }
         let scores = evaluate_stage_model(&job.eval, &model, device)?;
@@ -577,4 +587,36 @@ fn spawn(exe: &Path, job: &Job, backend: &str, threads: usize) -> Result<Child> 
         .stderr(err)
         .spawn()
         .map_err(|e| Error::io(exe, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scores_are_current;
+    use accrue_suite::suite::StageScores;
+
+    #[test]
+    fn cached_scores_of_another_suite_are_stale() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("0-A.scores.json");
+        assert!(!scores_are_current(&path, "sha256:aa"), "missing file");
+        let write = |suite: Option<&str>| {
+            let s = StageScores {
+                model: dir.path().join("0-A.safetensors"),
+                scores: Vec::new(),
+                seconds: 1.0,
+                suite: suite.map(str::to_string),
+            };
+            std::fs::write(&path, serde_json::to_string(&s).expect("json")).expect("write");
+        };
+        write(Some("sha256:aa"));
+        assert!(scores_are_current(&path, "sha256:aa"));
+        assert!(!scores_are_current(&path, "sha256:bb"), "another suite");
+        write(None);
+        assert!(
+            !scores_are_current(&path, "sha256:aa"),
+            "scores from before the fingerprint"
+        );
+        std::fs::write(&path, "{ truncated").expect("write");
+        assert!(!scores_are_current(&path, "sha256:aa"), "a corrupt cache");
+    }
 }

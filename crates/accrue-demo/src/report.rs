@@ -248,10 +248,137 @@ fn table3() -> TableLayout {
                 "top1_acc",
                 None,
             ),
+            col(
+                "Register",
+                Protocol::LinearProbe,
+                REGISTER,
+                "top1_acc",
+                None,
+            ),
+            col(
+                "Dynamics",
+                Protocol::LinearProbe,
+                DYNAMICS,
+                "top1_acc",
+                None,
+            ),
+            col("Variant", Protocol::LinearProbe, VARIANT, "top1_acc", None),
+            col(
+                "Soundfont",
+                Protocol::LinearProbe,
+                SOUNDFONT,
+                "top1_acc",
+                None,
+            ),
+            col(
+                "TuxPaint cat.",
+                Protocol::LinearProbe,
+                TUX_CATEGORY,
+                "top1_acc",
+                None,
+            ),
+            col(
+                "Suite Avg.",
+                Protocol::LinearProbe,
+                SUITE_AVG,
+                "top1_acc",
+                None,
+            ),
         ],
         scale: 100.0,
         decimals: 1,
     }
+}
+
+/// The downstream suite's average of a stage (`None`: not scored).
+fn suite_avg(stage: &accrue_eval::report::StageEvaluation) -> Option<f64> {
+    stage
+        .scores
+        .iter()
+        .find(|s| {
+            s.protocol == Protocol::LinearProbe
+                && s.task == tasks::SUITE_AVG
+                && s.metric == "top1_acc"
+        })
+        .map(|s| s.value)
+}
+
+/// `[−1.2, +0.4]` (×100).
+fn fmt_ci(i: &accrue_eval::table::Interval) -> String {
+    format!(
+        "{:+.1} [{:+.1}, {:+.1}]",
+        i.mean * 100.0,
+        i.lo * 100.0,
+        i.hi * 100.0
+    )
+}
+
+/// The downstream suite's section: the positive control (does the encoder lose what it knew
+/// after task A?) and each method's forgetting as a paired difference against fine-tuning.
+fn suite_section(runs: &[(&'static str, String, u64, EvalArtifact)]) -> String {
+    use accrue_eval::table::t_interval95;
+    // (sequence, method) -> seed -> (suite avg after A, after the last stage)
+    let mut deltas: BTreeMap<(&str, String), BTreeMap<u64, f64>> = BTreeMap::new();
+    for (key, method, seed, art) in runs {
+        if !matches!(*key, "A-AT" | "A-AV-AT" | "Wav2CLIP" | "MT-WC") {
+            continue;
+        }
+        let (Some(first), Some(last)) = (art.stages.first(), art.stages.last()) else {
+            continue;
+        };
+        if let (Some(a), Some(z)) = (suite_avg(first), suite_avg(last)) {
+            deltas
+                .entry((*key, method.clone()))
+                .or_default()
+                .insert(*seed, z - a);
+        }
+    }
+    if deltas.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "\n**Downstream suite: forgetting after task A** (×100). The suite (Table 3's columns from \
+         Register on) is k-fold linear probes on clips no stage trains on; Δ = suite average \
+         after the last stage − after task A, per seed; mean with its 95 % t-interval over \
+         seeds. The positive control is fine-tuning: the benchmark can test a method only if \
+         fine-tuning's Δ is below 0 with the interval excluding 0.\n\n\
+         | Sequence | Method | n | Δ suite avg [95 % CI] | verdict | vs fine-tuning, paired [95 % CI] | verdict |\n\
+         |---|---|---:|---:|---|---:|---|\n",
+    );
+    let ft_label = |key: &str| {
+        if key == "A-AT" {
+            "CLAP = fine-tuning"
+        } else {
+            "Fine-tuning"
+        }
+    };
+    for ((key, method), per_seed) in &deltas {
+        let values: Vec<f64> = per_seed.values().copied().collect();
+        let own = t_interval95(&values);
+        let ft_key = if *key == "Wav2CLIP" || *key == "MT-WC" {
+            "A-AV-AT"
+        } else {
+            key
+        };
+        let ft = deltas.get(&(ft_key, ft_label(ft_key).to_string()));
+        let paired: Option<accrue_eval::table::Interval> =
+            ft.filter(|_| method != ft_label(key)).and_then(|ft| {
+                let diffs: Vec<f64> = per_seed
+                    .iter()
+                    .filter_map(|(seed, d)| ft.get(seed).map(|f| d - f))
+                    .collect();
+                t_interval95(&diffs)
+            });
+        md += &format!(
+            "| {key} | {method} | {} | {} | {} | {} | {} |\n",
+            values.len(),
+            own.as_ref().map_or("–".into(), fmt_ci),
+            own.as_ref().map_or("–", |i| i.verdict()),
+            paired.as_ref().map_or("–".into(), fmt_ci),
+            paired.as_ref().map_or("–", |i| i.verdict()),
+        );
+    }
+    md
 }
 
 fn with_method(a: &EvalArtifact, method: String) -> EvalArtifact {
@@ -394,6 +521,7 @@ pub fn write_report(
     md += &render_markdown(&table2(), &t2);
     md += "\n";
     md += &render_markdown(&table3(), &t3);
+    md += &suite_section(&built.runs);
     md += "\n**Continual-learning metrics** (×100; mean ± std over seeds). ";
     md += TASK_SCORES;
     md += " BWT/ACC per GEM; FWT = R(i,i) − single-task baseline (Wav2CLIP for AV, CLAP for AT); \

@@ -213,6 +213,58 @@ pub fn mean_std(values: &[f64]) -> Option<MeanStd> {
     Some(MeanStd { mean, std, n })
 }
 
+/// A mean with its two-sided 95 % Student-t confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interval {
+    /// Sample mean.
+    pub mean: f64,
+    /// Lower bound.
+    pub lo: f64,
+    /// Upper bound.
+    pub hi: f64,
+    /// Number of values.
+    pub n: usize,
+}
+
+impl Interval {
+    /// `held` (the whole interval above zero), `reversed` (below zero) or `inconclusive`.
+    pub fn verdict(&self) -> &'static str {
+        if self.lo > 0.0 {
+            "above 0"
+        } else if self.hi < 0.0 {
+            "below 0"
+        } else {
+            "inconclusive"
+        }
+    }
+}
+
+/// Two-sided 97.5 % quantiles of Student's t for 1–30 degrees of freedom.
+const T975: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+    2.052, 2.048, 2.045, 2.042,
+];
+
+/// The mean of `values` with its 95 % t-interval (`mean ± t₀.₉₇₅(n−1) · s/√n`); for paired
+/// differences pass the per-seed differences. `None` for fewer than two values. Beyond 30
+/// degrees of freedom the quantile is approximated by `1.96 + 2.4/df` (within 0.002).
+pub fn t_interval95(values: &[f64]) -> Option<Interval> {
+    let ms = mean_std(values)?;
+    if ms.n < 2 {
+        return None;
+    }
+    let df = ms.n - 1;
+    let t = T975.get(df - 1).copied().unwrap_or(1.96 + 2.4 / df as f64);
+    let half = t * ms.std / (ms.n as f64).sqrt();
+    Some(Interval {
+        mean: ms.mean,
+        lo: ms.mean - half,
+        hi: ms.mean + half,
+        n: ms.n,
+    })
+}
+
 /// Methods in order of first appearance with their runs.
 pub fn group_by_method(runs: &[EvalArtifact]) -> Vec<(String, Vec<&EvalArtifact>)> {
     let mut groups: Vec<(String, Vec<&EvalArtifact>)> = Vec::new();
@@ -274,4 +326,25 @@ pub fn render_markdown(layout: &TableLayout, runs: &[EvalArtifact]) -> String {
         layout.scale
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn t_interval_matches_scipy() {
+        // scipy.stats.t.interval(0.95, 3, loc=2.5, scale=std/sqrt(4)) = (0.44573, 4.55427)
+        let i = super::t_interval95(&[1.0, 2.0, 3.0, 4.0]).expect("interval");
+        assert!(
+            (i.lo - 0.44573).abs() < 1e-3 && (i.hi - 4.55427).abs() < 1e-3,
+            "{i:?}"
+        );
+        assert_eq!(i.verdict(), "above 0");
+        assert!(super::t_interval95(&[1.0]).is_none());
+        // df = 40: t = 2.0211 (scipy); the approximation gives 2.02.
+        let v: Vec<f64> = (0..41).map(|k| f64::from(k % 2)).collect();
+        let i = super::t_interval95(&v).expect("interval");
+        let s = super::mean_std(&v).expect("ms");
+        let half = 2.0211 * s.std / 41f64.sqrt();
+        assert!(((i.hi - i.mean) - half).abs() < 2e-3 * half);
+    }
 }

@@ -60,6 +60,5 @@ pub use run::{
 };
 pub use schema::{
     AverageTask, EvalSuite, HeadChoice, KFoldProbeTask, NamedPart, Part, ProbeTask, RetrievalTask,
-    ScoreRef,
-    ZeroShotTask,
+    ScoreRef, ZeroShotTask,
 };

@@ -116,6 +116,17 @@ pub struct StageScores {
     pub scores: Vec<Score>,
     /// Evaluation time, seconds.
     pub seconds: f64,
+    /// `sha256:<hex>` of the suite the scores come from (its JSON), so that a cache of scores
+    /// is recognised as stale when the suite changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
+}
+
+impl EvalSuite {
+    /// `sha256:<hex>` of the suite's JSON form: its identity for score caches.
+    pub fn fingerprint(&self) -> String {
+        accrue_eval::report::sha256_tag(serde_json::to_string(self).unwrap_or_default().as_bytes())
+    }
 }
 
 /// Loads and evaluates one stage model.
@@ -182,6 +193,7 @@ pub fn evaluate_stage_model_spec(
         model: model.to_path_buf(),
         scores,
         seconds,
+        suite: Some(suite.fingerprint()),
     })
 }
 
