@@ -378,6 +378,78 @@ fn suite_section(runs: &[(&'static str, String, u64, EvalArtifact)]) -> String {
             paired.as_ref().map_or("–", |i| i.verdict()),
         );
     }
+    md += &suite_tasks_section(runs);
+    md
+}
+
+/// The positive control task by task: fine-tuning's Δ on each suite task (the average can hide
+/// a task that is forgotten behind one that gains), after each stage.
+fn suite_tasks_section(runs: &[(&'static str, String, u64, EvalArtifact)]) -> String {
+    use accrue_eval::table::t_interval95;
+    let ft: Vec<&EvalArtifact> = runs
+        .iter()
+        .filter(|(k, m, ..)| {
+            (*k == "A-AV-AT" && m == "Fine-tuning") || (*k == "A-AT" && m == "CLAP = fine-tuning")
+        })
+        .map(|(.., a)| a)
+        .collect();
+    let Some(names) = ft.first().and_then(|a| {
+        let first = a.stages.first()?;
+        let avg = first.scores.iter().find(|s| s.task == tasks::SUITE_AVG)?;
+        let list = avg.details.as_ref()?.get("average_of")?.as_array()?;
+        Some(
+            list.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect::<Vec<_>>(),
+        )
+    }) else {
+        return String::new();
+    };
+    let mut md = String::from(
+        "\nFine-tuning (the positive control), Δ per suite task after each stage (×100, 95 % t-interval over seeds):\n\n| Sequence | after | n |",
+    );
+    for n in &names {
+        md += &format!(" {n} |");
+    }
+    md += "\n|---|---|---:|";
+    md += &"---:|".repeat(names.len());
+    md += "\n";
+    let value = |st: &accrue_eval::report::StageEvaluation, task: &str| {
+        st.scores
+            .iter()
+            .find(|s| {
+                s.protocol == Protocol::LinearProbe && s.task == task && s.direction.is_none()
+            })
+            .map(|s| s.value)
+    };
+    for seq in ["A-AT", "A-AV-AT"] {
+        let arts: Vec<&&EvalArtifact> = ft
+            .iter()
+            .filter(|a| {
+                runs.iter()
+                    .any(|(k, _, _, b)| *k == seq && std::ptr::eq(b, **a))
+            })
+            .collect();
+        let Some(first) = arts.first() else { continue };
+        for stage in first.stages.iter().skip(1).map(|s| s.stage.clone()) {
+            md += &format!("| {seq} | {stage} | {} |", arts.len());
+            for n in &names {
+                let d: Vec<f64> = arts
+                    .iter()
+                    .filter_map(|a| {
+                        let s0 = a.stages.first()?;
+                        let s1 = a.stages.iter().find(|s| s.stage == stage)?;
+                        Some(value(s1, n)? - value(s0, n)?)
+                    })
+                    .collect();
+                md += &format!(
+                    " {} |",
+                    t_interval95(&d).as_ref().map_or("–".into(), fmt_ci)
+                );
+            }
+            md += "\n";
+        }
+    }
     md
 }
 
