@@ -80,17 +80,10 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
                 .unwrap_or_default();
         }
         "clip-vocab" => {
-            // The first 2,000 merges of the real vocabulary (the whole file is 1.3 MB).
-            return clip_vocab_text()
-                .map(|t| {
-                    vec![
-                        t.lines()
-                            .take(2_000)
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                            .into_bytes(),
-                    ]
-                })
+            // The header and first 2,000 merges of the real vocabulary are mutated; the target
+            // appends the untouched rest, so every execution builds a whole tokenizer.
+            return clip_vocab_split()
+                .map(|(head, _)| vec![head.as_bytes().to_vec()])
                 .unwrap_or_default();
         }
         _ => Vec::new(),
@@ -169,9 +162,13 @@ fn target(name: &str) -> Option<(Target, &'static str)> {
         ),
         "clip-vocab" => (
             |b, _| {
-                if let Ok(t) = accrue::towers::clip::tokenizer::ClipTokenizer::from_merges_text(
-                    &String::from_utf8_lossy(b),
-                ) {
+                let Some((_, rest)) = clip_vocab_split() else {
+                    return;
+                };
+                let text = format!("{}\n{rest}", String::from_utf8_lossy(b));
+                if let Ok(t) =
+                    accrue::towers::clip::tokenizer::ClipTokenizer::from_merges_text(&text)
+                {
                     let _ = t.tokenize("a dog barking, 🐕 &amp; a siren", 77, Default::default());
                 }
             },
@@ -187,15 +184,19 @@ fn towers_dir() -> PathBuf {
         .unwrap_or_else(|| manifest_dir().join("data/towers"))
 }
 
-/// The real CLIP merges (`data/towers/clip`, fetched by scripts/fetch_towers.sh), unzipped.
-fn clip_vocab_text() -> Option<String> {
-    use std::io::Read;
-    let gz = std::fs::read(towers_dir().join("clip/bpe_simple_vocab_16e6.txt.gz")).ok()?;
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(gz.as_slice())
-        .read_to_string(&mut text)
+/// The real CLIP merges (`data/towers/clip`, fetched by scripts/fetch_towers.sh), split after
+/// the header and the first 2,000 merges (the part the `clip-vocab` target mutates), read once.
+fn clip_vocab_split() -> Option<&'static (String, String)> {
+    static V: std::sync::OnceLock<Option<(String, String)>> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        let text = accrue::towers::clip::tokenizer::ClipTokenizer::read_merges_text(
+            &towers_dir().join("clip/bpe_simple_vocab_16e6.txt.gz"),
+        )
         .ok()?;
-    Some(text)
+        let cut = text.match_indices('\n').nth(2_000)?.0;
+        Some((text[..cut].to_string(), text[cut + 1..].to_string()))
+    })
+    .as_ref()
 }
 
 /// The real CLIP tokenizer, loaded once (`None` without the fetched vocabulary).

@@ -67,15 +67,23 @@ fn bytes_to_unicode() -> Vec<(u8, char)> {
 impl ClipTokenizer {
     /// Loads the vocabulary from `bpe_simple_vocab_16e6.txt.gz`.
     pub fn from_file(path: &Path) -> Result<Self> {
+        let mut tok = Self::from_merges_text(&Self::read_merges_text(path)?)?;
+        tok.vocab_sha256 = sha256_file(path)?;
+        Ok(tok)
+    }
+
+    /// The decompressed text of `bpe_simple_vocab_16e6.txt.gz`.
+    ///
+    /// # Errors
+    /// A missing or unreadable file, or one that is not gzip-compressed UTF-8.
+    pub fn read_merges_text(path: &Path) -> Result<String> {
         require_file(path)?;
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let mut text = String::new();
         flate2::read::GzDecoder::new(&bytes[..])
             .read_to_string(&mut text)
             .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
-        let mut tok = Self::from_merges_text(&text)?;
-        tok.vocab_sha256 = sha256_file(path)?;
-        Ok(tok)
+        Ok(text)
     }
 
     /// Builds the tokenizer from the decompressed merges file.
