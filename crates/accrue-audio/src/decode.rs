@@ -64,11 +64,16 @@ pub fn decode_file(path: &Path) -> Result<Decoded> {
 /// Decodes an audio file to mono.
 pub fn decode_file_with(path: &Path, options: DecodeOptions) -> Result<Decoded> {
     let file = open_audio(path)?;
+    decode_source(Box::new(file), hint_for(path), path.to_path_buf(), options)
+}
+
+/// A format hint from the file name's extension.
+fn hint_for(name: &Path) -> Hint {
     let mut hint = Hint::new();
-    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+    if let Some(ext) = name.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
     }
-    decode_source(Box::new(file), hint, path.to_path_buf(), options)
+    hint
 }
 
 fn open_audio(path: &Path) -> Result<File> {
@@ -91,17 +96,17 @@ fn open_audio(path: &Path) -> Result<File> {
 /// Decodes an in-memory encoded file (`name` is used in error messages and, through its
 /// extension, as a format hint).
 pub fn decode_bytes(bytes: Vec<u8>, name: &str, options: DecodeOptions) -> Result<Decoded> {
-    let mut hint = Hint::new();
-    if let Some(ext) = Path::new(name).extension().and_then(|e| e.to_str()) {
-        hint.with_extension(ext);
-    }
     decode_source(
         Box::new(std::io::Cursor::new(bytes)),
-        hint,
+        hint_for(Path::new(name)),
         PathBuf::from(name),
         options,
     )
 }
+
+/// Where decoded runs go: the buffer may be taken (the whole-file decode keeps it without a
+/// copy); whatever is left in it is discarded after the call.
+type RunSink<'a> = dyn FnMut(&mut Vec<f32>, u32) -> Result<()> + 'a;
 
 /// [`decode_source_inner`] with the decoder's own panics caught: a malformed header can make
 /// symphonia overflow an integer (a panic in builds with overflow checks, found by fuzzing), and
@@ -113,11 +118,12 @@ fn decode_source(
     options: DecodeOptions,
 ) -> Result<Decoded> {
     let mut samples = Vec::new();
-    let info = decode_source_streamed(source, hint, path, options, usize::MAX, &mut |chunk, _| {
+    let info = decode_source_streamed(source, hint, path, options, usize::MAX, &mut |run, _| {
+        // One run for the whole file (`chunk` = MAX): kept as it is, not copied.
         if samples.is_empty() {
-            samples = chunk.to_vec();
+            samples = std::mem::take(run);
         } else {
-            samples.extend_from_slice(chunk);
+            samples.extend_from_slice(run);
         }
         Ok(())
     })?;
@@ -134,7 +140,7 @@ fn decode_source_streamed(
     path: PathBuf,
     options: DecodeOptions,
     chunk: usize,
-    sink: &mut dyn FnMut(&[f32], u32) -> Result<()>,
+    sink: &mut RunSink<'_>,
 ) -> Result<StreamInfo> {
     let name = path.clone();
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -179,17 +185,13 @@ pub fn decode_file_streamed(
     sink: &mut dyn FnMut(&[f32], u32) -> Result<()>,
 ) -> Result<StreamInfo> {
     let file = open_audio(path)?;
-    let mut hint = Hint::new();
-    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-        hint.with_extension(ext);
-    }
     decode_source_streamed(
         Box::new(file),
-        hint,
+        hint_for(path),
         path.to_path_buf(),
         options,
         chunk.max(1),
-        sink,
+        &mut |run, rate| sink(run, rate),
     )
 }
 
@@ -199,7 +201,7 @@ struct Runs<'a> {
     delivered: usize,
     scale16: bool,
     path: &'a Path,
-    sink: &'a mut dyn FnMut(&[f32], u32) -> Result<()>,
+    sink: &'a mut RunSink<'a>,
 }
 
 impl Runs<'_> {
@@ -216,8 +218,8 @@ impl Runs<'_> {
             }
         }
         check_samples_at(&self.buf, self.path, self.delivered)?;
-        (self.sink)(&self.buf, rate)?;
         self.delivered += self.buf.len();
+        (self.sink)(&mut self.buf, rate)?;
         self.buf.clear();
         Ok(())
     }
@@ -233,7 +235,7 @@ fn decode_source_inner(
     path: PathBuf,
     options: DecodeOptions,
     chunk: usize,
-    sink: &mut dyn FnMut(&[f32], u32) -> Result<()>,
+    sink: &mut RunSink<'_>,
 ) -> Result<StreamInfo> {
     let mss = MediaSourceStream::new(source, Default::default());
     let mut format = symphonia::default::get_probe()

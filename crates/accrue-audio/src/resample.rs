@@ -46,11 +46,7 @@ pub fn resample(samples: &[f32], from_rate: u32, to_rate: u32) -> Result<Vec<f32
     if from_rate == to_rate || samples.is_empty() {
         return Ok(samples.to_vec());
     }
-    let err = |detail: String| AudioError::Resample {
-        from: from_rate,
-        to: to_rate,
-        detail,
-    };
+    let err = |e: String| resample_error(from_rate, to_rate, e);
     let mut resampler = make_resampler(from_rate, to_rate)?;
     let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| err(e.to_string()))?;
     let out = resampler
@@ -101,14 +97,6 @@ impl StreamResampler {
         })
     }
 
-    fn err(&self, detail: String) -> AudioError {
-        AudioError::Resample {
-            from: self.from,
-            to: self.to,
-            detail,
-        }
-    }
-
     /// Resamples what `input` completes, appending the output to `out`.
     ///
     /// # Errors
@@ -141,24 +129,16 @@ impl StreamResampler {
         partial: Option<usize>,
         out: &mut Vec<f32>,
     ) -> Result<usize> {
+        let (from, to) = (self.from, self.to);
+        let err = |e: String| resample_error(from, to, e);
         let Some(r) = self.inner.as_mut() else {
             return Ok(0);
         };
         let avail = &self.pending[start..];
-        let input =
-            InterleavedSlice::new(avail, 1, avail.len()).map_err(|e| AudioError::Resample {
-                from: self.from,
-                to: self.to,
-                detail: e.to_string(),
-            })?;
+        let input = InterleavedSlice::new(avail, 1, avail.len()).map_err(|e| err(e.to_string()))?;
         let frames = self.out_buf.len();
-        let mut output = InterleavedSlice::new_mut(&mut self.out_buf, 1, frames).map_err(|e| {
-            AudioError::Resample {
-                from: self.from,
-                to: self.to,
-                detail: e.to_string(),
-            }
-        })?;
+        let mut output = InterleavedSlice::new_mut(&mut self.out_buf, 1, frames)
+            .map_err(|e| err(e.to_string()))?;
         let indexing = Indexing {
             input_offset: 0,
             output_offset: 0,
@@ -167,11 +147,7 @@ impl StreamResampler {
         };
         let (used, produced) = r
             .process_into_buffer(&input, &mut output, Some(&indexing))
-            .map_err(|e| AudioError::Resample {
-                from: self.from,
-                to: self.to,
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| err(e.to_string()))?;
         let drop = self.to_drop.min(produced);
         self.to_drop -= drop;
         out.extend_from_slice(&self.out_buf[drop..produced]);
@@ -202,7 +178,11 @@ impl StreamResampler {
             self.process(0, Some(0), &mut tail)?;
             guard += 1;
             if guard > 1_000 {
-                return Err(self.err("the resampler stopped producing output".into()));
+                return Err(resample_error(
+                    self.from,
+                    self.to,
+                    "the resampler stopped producing output".into(),
+                ));
             }
         }
         let keep = tail.len() - (self.emitted - expected);
@@ -211,12 +191,12 @@ impl StreamResampler {
     }
 }
 
+fn resample_error(from: u32, to: u32, detail: String) -> AudioError {
+    AudioError::Resample { from, to, detail }
+}
+
 fn make_resampler(from_rate: u32, to_rate: u32) -> Result<Fft<f32>> {
-    let err = |detail: String| AudioError::Resample {
-        from: from_rate,
-        to: to_rate,
-        detail,
-    };
+    let err = |e: String| resample_error(from_rate, to_rate, e);
     // rubato's FFT block is a multiple k of the minimal block (rate / gcd on each side). An odd
     // block size shifts the output by half an input sample (the window is centred between two
     // samples), so k is made even whenever a minimal block is odd.

@@ -16,7 +16,7 @@ use accrue_audio::decode::{
     DecodeOptions, Int16Scale, decode_bytes, decode_file, decode_file_with,
 };
 use accrue_audio::resample::resample;
-use common::{Fixture, fixture_dir, max_abs_diff, snr_db};
+use common::{Fixture, fixture_dir, max_abs_diff, snr_db, wav_header};
 
 #[test]
 fn lossless_codecs_match_libsndfile() {
@@ -115,24 +115,6 @@ fn garbage_is_unsupported_or_corrupt_not_a_panic() {
         "{err:?}"
     );
     assert!(err.to_string().contains("noise.wav"));
-}
-
-fn wav_header(data_bytes: u32, channels: u16, rate: u32, bits: u16, format: u16) -> Vec<u8> {
-    let mut h = Vec::new();
-    let block = channels * bits / 8;
-    h.extend_from_slice(b"RIFF");
-    h.extend_from_slice(&(36 + data_bytes).to_le_bytes());
-    h.extend_from_slice(b"WAVEfmt ");
-    h.extend_from_slice(&16u32.to_le_bytes());
-    h.extend_from_slice(&format.to_le_bytes());
-    h.extend_from_slice(&channels.to_le_bytes());
-    h.extend_from_slice(&rate.to_le_bytes());
-    h.extend_from_slice(&(rate * u32::from(block)).to_le_bytes());
-    h.extend_from_slice(&block.to_le_bytes());
-    h.extend_from_slice(&bits.to_le_bytes());
-    h.extend_from_slice(b"data");
-    h.extend_from_slice(&data_bytes.to_le_bytes());
-    h
 }
 
 #[test]

@@ -1,10 +1,13 @@
 //! Long audio in bounded memory: a streamed decode, a streamed resampler and a block-wise
 //! log-mel each give exactly (bit for bit) what the whole-signal functions give.
 
+mod common;
+
 use accrue_audio::decode::{DecodeOptions, decode_file, decode_file_streamed};
 use accrue_audio::frontend::{FrontEndConfig, LogMelStream};
 use accrue_audio::resample::{StreamResampler, resample};
 use burn::tensor::{Device, Tensor};
+use common::wav_header;
 
 fn noise(n: usize, seed: u64) -> Vec<f32> {
     let mut r = seed;
@@ -21,21 +24,9 @@ fn noise(n: usize, seed: u64) -> Vec<f32> {
 
 /// A WAV: 16-bit PCM (`format = 1`) or 32-bit float (`format = 3`), `channels` interleaved.
 fn wav(samples: &[f32], rate: u32, channels: u16, format: u16) -> Vec<u8> {
-    let width: u16 = if format == 1 { 2 } else { 4 };
-    let data_len = (samples.len() * width as usize) as u32;
-    let mut b = Vec::new();
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + data_len).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&16u32.to_le_bytes());
-    b.extend_from_slice(&format.to_le_bytes());
-    b.extend_from_slice(&channels.to_le_bytes());
-    b.extend_from_slice(&rate.to_le_bytes());
-    b.extend_from_slice(&(rate * u32::from(channels) * u32::from(width)).to_le_bytes());
-    b.extend_from_slice(&(channels * width).to_le_bytes());
-    b.extend_from_slice(&(width * 8).to_le_bytes());
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&data_len.to_le_bytes());
+    let bits: u16 = if format == 1 { 16 } else { 32 };
+    let data_len = (samples.len() * usize::from(bits / 8)) as u32;
+    let mut b = wav_header(data_len, channels, rate, bits, format);
     for s in samples {
         if format == 1 {
             b.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());

@@ -292,15 +292,26 @@ fn table3() -> TableLayout {
 
 /// The downstream suite's average of a stage (`None`: not scored).
 fn suite_avg(stage: &accrue_eval::report::StageEvaluation) -> Option<f64> {
+    probe_value(stage, tasks::SUITE_AVG)
+}
+
+/// A stage's linear-probe score on `task` (the suite's tasks and their average are top-1
+/// accuracies, the only metric they report).
+fn probe_value(stage: &accrue_eval::report::StageEvaluation, task: &str) -> Option<f64> {
     stage
         .scores
         .iter()
-        .find(|s| {
-            s.protocol == Protocol::LinearProbe
-                && s.task == tasks::SUITE_AVG
-                && s.metric == "top1_acc"
-        })
+        .find(|s| s.protocol == Protocol::LinearProbe && s.task == task && s.direction.is_none())
         .map(|s| s.value)
+}
+
+/// The fine-tuning run's label in a sequence (`A-AT`'s fine-tuning is CLAP).
+fn finetune_label(key: &str) -> &'static str {
+    if key == "A-AT" {
+        "CLAP = fine-tuning"
+    } else {
+        Method::Finetune.label()
+    }
 }
 
 /// `[−1.2, +0.4]` (×100).
@@ -345,13 +356,6 @@ fn suite_section(runs: &[(&'static str, String, u64, EvalArtifact)]) -> String {
          | Sequence | Method | n | Δ suite avg [95 % CI] | verdict | vs fine-tuning, paired [95 % CI] | verdict |\n\
          |---|---|---:|---:|---|---:|---|\n",
     );
-    let ft_label = |key: &str| {
-        if key == "A-AT" {
-            "CLAP = fine-tuning"
-        } else {
-            "Fine-tuning"
-        }
-    };
     for ((key, method), per_seed) in &deltas {
         let values: Vec<f64> = per_seed.values().copied().collect();
         let own = t_interval95(&values);
@@ -360,9 +364,9 @@ fn suite_section(runs: &[(&'static str, String, u64, EvalArtifact)]) -> String {
         } else {
             key
         };
-        let ft = deltas.get(&(ft_key, ft_label(ft_key).to_string()));
+        let ft = deltas.get(&(ft_key, finetune_label(ft_key).to_string()));
         let paired: Option<accrue_eval::table::Interval> =
-            ft.filter(|_| method != ft_label(key)).and_then(|ft| {
+            ft.filter(|_| method != finetune_label(key)).and_then(|ft| {
                 let diffs: Vec<f64> = per_seed
                     .iter()
                     .filter_map(|(seed, d)| ft.get(seed).map(|f| d - f))
@@ -386,51 +390,39 @@ fn suite_section(runs: &[(&'static str, String, u64, EvalArtifact)]) -> String {
 /// a task that is forgotten behind one that gains), after each stage.
 fn suite_tasks_section(runs: &[(&'static str, String, u64, EvalArtifact)]) -> String {
     use accrue_eval::table::t_interval95;
-    let ft: Vec<&EvalArtifact> = runs
-        .iter()
-        .filter(|(k, m, ..)| {
-            (*k == "A-AV-AT" && m == "Fine-tuning") || (*k == "A-AT" && m == "CLAP = fine-tuning")
-        })
-        .map(|(.., a)| a)
-        .collect();
-    let Some(names) = ft.first().and_then(|a| {
-        let first = a.stages.first()?;
-        let avg = first.scores.iter().find(|s| s.task == tasks::SUITE_AVG)?;
-        let list = avg.details.as_ref()?.get("average_of")?.as_array()?;
-        Some(
-            list.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect::<Vec<_>>(),
-        )
-    }) else {
-        return String::new();
+    let finetuned = |seq: &str| -> Vec<&EvalArtifact> {
+        runs.iter()
+            .filter(|(k, m, ..)| *k == seq && m == finetune_label(seq))
+            .map(|(.., a)| a)
+            .collect()
     };
-    let mut md = String::from(
-        "\nFine-tuning (the positive control), Δ per suite task after each stage (×100, 95 % t-interval over seeds):\n\n| Sequence | after | n |",
-    );
-    for n in &names {
-        md += &format!(" {n} |");
-    }
-    md += "\n|---|---|---:|";
-    md += &"---:|".repeat(names.len());
-    md += "\n";
-    let value = |st: &accrue_eval::report::StageEvaluation, task: &str| {
-        st.scores
-            .iter()
-            .find(|s| {
-                s.protocol == Protocol::LinearProbe && s.task == task && s.direction.is_none()
-            })
-            .map(|s| s.value)
-    };
+    let mut md = String::new();
     for seq in ["A-AT", "A-AV-AT"] {
-        let arts: Vec<&&EvalArtifact> = ft
-            .iter()
-            .filter(|a| {
-                runs.iter()
-                    .any(|(k, _, _, b)| *k == seq && std::ptr::eq(b, **a))
-            })
-            .collect();
+        let arts = finetuned(seq);
         let Some(first) = arts.first() else { continue };
+        // The suite's tasks, as its average lists them.
+        let Some(names) = first.stages.first().and_then(|st| {
+            let avg = st.scores.iter().find(|s| s.task == tasks::SUITE_AVG)?;
+            let list = avg.details.as_ref()?.get("average_of")?.as_array()?;
+            Some(
+                list.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect::<Vec<_>>(),
+            )
+        }) else {
+            continue;
+        };
+        if md.is_empty() {
+            md = String::from(
+                "\nFine-tuning (the positive control), Δ per suite task after each stage (×100, 95 % t-interval over seeds):\n\n| Sequence | after | n |",
+            );
+            for n in &names {
+                md += &format!(" {n} |");
+            }
+            md += "\n|---|---|---:|";
+            md += &"---:|".repeat(names.len());
+            md += "\n";
+        }
         for stage in first.stages.iter().skip(1).map(|s| s.stage.clone()) {
             md += &format!("| {seq} | {stage} | {} |", arts.len());
             for n in &names {
@@ -439,7 +431,7 @@ fn suite_tasks_section(runs: &[(&'static str, String, u64, EvalArtifact)]) -> St
                     .filter_map(|a| {
                         let s0 = a.stages.first()?;
                         let s1 = a.stages.iter().find(|s| s.stage == stage)?;
-                        Some(value(s1, n)? - value(s0, n)?)
+                        Some(probe_value(s1, n)? - probe_value(s0, n)?)
                     })
                     .collect();
                 md += &format!(

@@ -223,6 +223,13 @@ pub struct FrameEmbeddings {
     /// frequency (the scene embedding applies the same `fc1` + ReLU to the max + mean of
     /// these frames over time).
     pub embeddings: Tensor<3>,
+    /// Where the frames sit in time.
+    pub timing: FrameTiming,
+}
+
+/// The time grid of an encoder's output frames ([`AnyEncoder::frame_timing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameTiming {
     /// Front-end frames averaged into one output frame (32 for ResNet-38 and Cnn14).
     pub time_pooling: usize,
     /// The front end's hop in samples.
@@ -231,10 +238,10 @@ pub struct FrameEmbeddings {
     pub sample_rate: u32,
 }
 
-impl FrameEmbeddings {
+impl FrameTiming {
     /// Centre of output frame `i` in seconds from the start of the input: front-end frame `j`
     /// is centred on sample `j·hop` (centred STFT), and output frame `i` averages front-end
-    /// frames `P·i … P·i + P − 1` (P = [`FrameEmbeddings::time_pooling`]), so its centre is
+    /// frames `P·i … P·i + P − 1` (P = [`FrameTiming::time_pooling`]), so its centre is
     /// `(P·i + (P − 1)/2)·hop / sample_rate`.
     pub fn centre_seconds(&self, i: usize) -> f64 {
         let p = self.time_pooling as f64;
@@ -278,8 +285,6 @@ impl AnyEncoder {
     /// - `wave`: `[B, L]` at the front end's sample rate
     /// - output: `[B, T', D]` with `T' = ⌊T/P⌋`, `T = 1 + ⌊max(L, min)/hop⌋`
     pub fn frame_embeddings(&self, wave: Tensor<2>) -> FrameEmbeddings {
-        let fe = &self.front_end().config;
-        let (hop_length, sample_rate) = (fe.hop_length, fe.sample_rate);
         let x = self.trunk(self.front_end().forward(wave));
         let frames: Tensor<3> = x.mean_dim(3).squeeze_dim::<3>(3).swap_dims(1, 2);
         let fc1 = match self {
@@ -288,9 +293,17 @@ impl AnyEncoder {
         };
         FrameEmbeddings {
             embeddings: burn::tensor::activation::relu(fc1.forward(frames)),
+            timing: self.frame_timing(),
+        }
+    }
+
+    /// The time grid of [`AnyEncoder::frame_embeddings`].
+    pub fn frame_timing(&self) -> FrameTiming {
+        let fe = &self.front_end().config;
+        FrameTiming {
             time_pooling: self.time_pooling(),
-            hop_length,
-            sample_rate,
+            hop_length: fe.hop_length,
+            sample_rate: fe.sample_rate,
         }
     }
 

@@ -31,7 +31,8 @@ pub use aisfx::{Aisfx, AisfxConfig};
 pub use checkpoint::{LoadOptions, LoadReport, ShapeMismatch};
 pub use cnn::{Cnn6Config, Cnn10Config, Cnn14Config, PannsCnn, PannsCnnConfig};
 pub use encoder::{
-    AnyEncoder, AnyEncoderConfig, AudioBody, AudioEncoder, EncoderOutput, FrameEmbeddings, Preset,
+    AnyEncoder, AnyEncoderConfig, AudioBody, AudioEncoder, EncoderOutput, FrameEmbeddings,
+    FrameTiming, Preset,
 };
 pub use error::{EncoderError, Result};
 pub use resnet38::{ResNet38, ResNet38Config};

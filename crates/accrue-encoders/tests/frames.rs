@@ -48,11 +48,15 @@ fn check(cfg: AnyEncoderConfig, samples: usize, pooling: usize) {
         err == 0.0,
         "frame embeddings are fc1 + ReLU of the trunk frames: {err}"
     );
-    assert!((frames.hop_seconds() - pooling as f64 * 0.01).abs() < 1e-12);
+    assert!((frames.timing.hop_seconds() - pooling as f64 * 0.01).abs() < 1e-12);
     let c0 = (pooling as f64 - 1.0) / 2.0 * 0.01;
-    assert!((frames.centre_seconds(0) - c0).abs() < 1e-12);
+    assert!((frames.timing.centre_seconds(0) - c0).abs() < 1e-12);
     assert!(
-        (frames.centre_seconds(2) - frames.centre_seconds(1) - frames.hop_seconds()).abs() < 1e-12
+        (frames.timing.centre_seconds(2)
+            - frames.timing.centre_seconds(1)
+            - frames.timing.hop_seconds())
+        .abs()
+            < 1e-12
     );
 }
 

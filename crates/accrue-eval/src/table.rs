@@ -227,7 +227,8 @@ pub struct Interval {
 }
 
 impl Interval {
-    /// `held` (the whole interval above zero), `reversed` (below zero) or `inconclusive`.
+    /// `above 0` (the whole interval above zero), `below 0` (the whole interval below zero) or
+    /// `inconclusive` (it contains zero).
     pub fn verdict(&self) -> &'static str {
         if self.lo > 0.0 {
             "above 0"

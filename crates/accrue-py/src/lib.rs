@@ -18,7 +18,7 @@ use std::sync::Mutex;
 
 use accrue::continual::Student;
 use accrue::continual::config::EncoderSpec;
-use accrue::encoders::{AudioBody, AudioEncoder, Preset};
+use accrue::encoders::{AudioBody, Preset};
 use burn::tensor::Device;
 use numpy::ndarray::{Array1, Array2, Array3};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray2};
@@ -230,10 +230,7 @@ impl Encoder {
     /// Seconds between consecutive frame embeddings (`embed_frames`): 0.32 s for PANNs.
     #[getter]
     fn frame_hop_seconds(&self) -> PyResult<f64> {
-        self.with_student(|s| {
-            let fe = &s.encoder.front_end().config;
-            Ok((s.encoder.time_pooling() * fe.hop_length) as f64 / f64::from(fe.sample_rate))
-        })
+        self.with_student(|s| Ok(s.encoder.frame_timing().hop_seconds()))
     }
 
     /// Scene embeddings: one row per clip.
@@ -340,7 +337,7 @@ fn frames_of(
         let f = s.encoder.frame_embeddings(wave);
         let [_, t, d] = f.embeddings.dims();
         shape = (t, d);
-        centres = (0..t).map(|i| f.centre_seconds(i)).collect();
+        centres = (0..t).map(|i| f.timing.centre_seconds(i)).collect();
         let values = f
             .embeddings
             .into_data()

@@ -81,3 +81,23 @@ pub fn real_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data"));
     data.join("sound-theme-freedesktop/stereo")
 }
+
+/// A canonical 44-byte WAV header (`format` 1 = integer PCM, 3 = float) for `data_bytes` of
+/// samples.
+pub fn wav_header(data_bytes: u32, channels: u16, rate: u32, bits: u16, format: u16) -> Vec<u8> {
+    let mut h = Vec::new();
+    let block = channels * bits / 8;
+    h.extend_from_slice(b"RIFF");
+    h.extend_from_slice(&(36 + data_bytes).to_le_bytes());
+    h.extend_from_slice(b"WAVEfmt ");
+    h.extend_from_slice(&16u32.to_le_bytes());
+    h.extend_from_slice(&format.to_le_bytes());
+    h.extend_from_slice(&channels.to_le_bytes());
+    h.extend_from_slice(&rate.to_le_bytes());
+    h.extend_from_slice(&(rate * u32::from(block)).to_le_bytes());
+    h.extend_from_slice(&block.to_le_bytes());
+    h.extend_from_slice(&bits.to_le_bytes());
+    h.extend_from_slice(b"data");
+    h.extend_from_slice(&data_bytes.to_le_bytes());
+    h
+}

@@ -150,12 +150,15 @@ pub fn load_model_spec(spec: &EncoderSpec, path: &Path, device: &Device) -> Resu
 /// # Errors
 /// As [`load_model`].
 pub fn load_model_from_file(preset: Preset, path: &Path, device: &Device) -> Result<Student> {
-    let keys = accrue_encoders::checkpoint::safetensors_keys(path)?;
-    let classes = keys
+    load_model(preset, classes_in_file(path)?, path, device)
+}
+
+/// The width of g^A in an accrue safetensors file (its `fc_audioset` weight), when it has one.
+fn classes_in_file(path: &Path) -> Result<Option<usize>> {
+    Ok(accrue_encoders::checkpoint::safetensors_keys(path)?
         .iter()
         .find(|(k, _)| k.ends_with("fc_audioset.weight"))
-        .and_then(|(_, shape)| shape.get(1).copied());
-    load_model(preset, classes, path, device)
+        .and_then(|(_, shape)| shape.get(1).copied()))
 }
 
 /// The encoder a model file needs: `preset` when given (with g^A's width read from the file's
@@ -169,14 +172,7 @@ pub fn load_model_from_file(preset: Preset, path: &Path, device: &Device) -> Res
 pub fn model_spec(path: &Path, preset: Option<Preset>) -> Result<EncoderSpec> {
     let is_st = path.extension().is_some_and(|e| e == "safetensors");
     if let Some(preset) = preset {
-        let classes = if is_st {
-            accrue_encoders::checkpoint::safetensors_keys(path)?
-                .iter()
-                .find(|(k, _)| k.ends_with("fc_audioset.weight"))
-                .and_then(|(_, shape)| shape.get(1).copied())
-        } else {
-            None
-        };
+        let classes = if is_st { classes_in_file(path)? } else { None };
         return Ok(EncoderSpec::preset(preset, classes));
     }
     let abs = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
@@ -281,12 +277,11 @@ pub fn embed_files(
     for f in files {
         let d = accrue_audio::decode::decode_file(f)
             .map_err(|e| Error::Other(format!("{}: {e}", f.display())))?;
-        let mut wave = accrue_audio::resample::resample(&d.samples, d.sample_rate, sample_rate)
+        let wave = accrue_audio::resample::resample(&d.samples, d.sample_rate, sample_rate)
             .map_err(|e| Error::Other(format!("{}: {e}", f.display())))?;
-        wave.resize(wave.len().max(MIN_EVAL_SAMPLES), 0.0);
-        let n = wave.len();
-        let out = student.encode(Tensor::<1>::from_floats(wave.as_slice(), &plain).reshape([1, n]));
-        acc.push(student, out)?;
+        for batch in eval_batches(&wave, 1, 1, &plain) {
+            acc.push(student, student.encode(batch))?;
+        }
     }
     acc.finish()
 }
