@@ -6,9 +6,16 @@ Uses the reference model of `tools/goldens/encoders.py` (torch==2.9.0, torchlibr
 Run from the repository root with the same thread count as the Rust bench:
     python crates/accrue-encoders/benches/resnet38_torch.py --batch 8 --threads 2
 Prints the median time per iteration; divide by the criterion median for the ratio.
+
+On a GPU (`scripts/gpu_check.sh`): `--device cuda` (each iteration ends with
+`torch.cuda.synchronize()`); `--precision tf32` lets matmuls and convolutions use TF32,
+`--precision bf16` runs the forward under `torch.autocast(dtype=torch.bfloat16)`; `--json FILE`
+also writes the medians as JSON.
 """
 
 import argparse
+import contextlib
+import json
 import statistics
 import sys
 import time
@@ -21,12 +28,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools" / "goldens"
 from encoders import PANNS_FE, ResNet38  # noqa: E402
 
 
-def timeit(fn, reps):
-    fn()  # warm-up
+def timeit(fn, reps, sync):
+    for _ in range(3):  # warm-up (cuDNN picks its algorithms on the first calls)
+        fn()
+    sync()
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -36,33 +46,69 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32")
+    ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = ResNet38(PANNS_FE)
-    wave = torch.rand(args.batch, 320000) - 0.5
-    target = (torch.rand(args.batch, 527) > 0.5).float()
+    dev = torch.device(args.device)
+    cuda = dev.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    if cuda:
+        tf32 = args.precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+    autocast = (
+        (lambda: torch.autocast(dev.type, dtype=torch.bfloat16))
+        if args.precision == "bf16"
+        else contextlib.nullcontext
+    )
+    model = ResNet38(PANNS_FE).to(dev)
+    wave = (torch.rand(args.batch, args.seconds * 32000) - 0.5).to(dev)
+    target = (torch.rand(args.batch, 527) > 0.5).float().to(dev)
 
     model.eval()
 
     def forward():
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             model(wave)
 
-    fwd = timeit(forward, args.reps)
+    fwd = timeit(forward, args.reps, sync)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def step():
         opt.zero_grad()
-        loss = F.binary_cross_entropy(model(wave)["clipwise_output"], target)
+        with autocast():
+            p = model(wave)["clipwise_output"]
+        loss = F.binary_cross_entropy(p.float(), target)
         loss.backward()
         opt.step()
 
-    train = timeit(step, args.reps)
-    print(f"torch {torch.__version__}, threads {args.threads}, batch {args.batch} x 10 s")
-    print(f"forward_eval    median {fwd:.3f} s")
-    print(f"train_step_adam median {train:.3f} s")
+    train = timeit(step, args.reps, sync)
+    where = torch.cuda.get_device_name(dev) if cuda else f"threads {args.threads}"
+    print(
+        f"torch {torch.__version__}, {where}, {args.precision}, "
+        f"batch {args.batch} x {args.seconds} s"
+    )
+    print(f"forward_eval    median {fwd:.4f} s")
+    print(f"train_step_adam median {train:.4f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(
+                {
+                    "torch": torch.__version__,
+                    "device": where,
+                    "precision": args.precision,
+                    "batch": args.batch,
+                    "seconds": args.seconds,
+                    "forward_eval": fwd,
+                    "train_step_adam": train,
+                },
+                f,
+            )
 
 
 if __name__ == "__main__":
