@@ -120,13 +120,6 @@ fn cnn14_small_eval_matches_pytorch() {
     check_eval("cnn14_small", file, out, Some(bn0), &device);
 }
 
-/// Binary cross-entropy, mean over all elements (PyTorch `F.binary_cross_entropy`).
-fn bce(p: Tensor<2>, t: Tensor<2>) -> Tensor<1> {
-    let one = t.ones_like();
-    let loss = t.clone() * p.clone().log() + (one.clone() - t) * (one - p).log();
-    loss.mean().neg()
-}
-
 fn check_train<M: AudioEncoder + Module>(
     name: &str,
     key: &str,

@@ -53,6 +53,13 @@ pub fn errors<const D: usize>(actual: Tensor<D>, expected: Tensor<D>) -> (f32, f
     (max_abs, max_abs / scale)
 }
 
+/// Binary cross-entropy, mean over all elements (PyTorch `F.binary_cross_entropy`).
+pub fn bce(p: Tensor<2>, t: Tensor<2>) -> Tensor<1> {
+    let one = t.ones_like();
+    let loss = t.clone() * p.clone().log() + (one.clone() - t) * (one - p).log();
+    loss.mean().neg()
+}
+
 /// Asserts `actual ≈ expected` within `abs` max-abs error and `rel` scale-relative error.
 pub fn assert_close<const D: usize>(
     what: &str,
