@@ -70,6 +70,10 @@ enum Command {
         /// wise_ft). Default: the paper's four; the smoke profile adds replay and wise_ft.
         #[arg(long, value_delimiter = ',')]
         methods: Option<Vec<String>>,
+        /// Also the A → AT → AV order (every method) and the joint upper bound (one stage on
+        /// A, AV and AT together). The smoke profile always runs them.
+        #[arg(long)]
+        more_sequences: bool,
         /// Parallel runs (single-threaded child processes).
         #[arg(long, default_value_t = 2)]
         jobs: usize,
@@ -272,6 +276,7 @@ fn main() -> Result<()> {
             full,
             seeds,
             methods,
+            more_sequences,
             jobs,
             data,
             towers,
@@ -299,6 +304,7 @@ fn main() -> Result<()> {
                     })
                     .collect::<Result<_>>()?;
             }
+            opts.more_sequences |= more_sequences;
             opts.jobs = jobs.max(1);
             opts.exe = std::env::current_exe().ok();
             opts.backend = cli.backend.name().to_string();

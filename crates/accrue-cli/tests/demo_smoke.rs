@@ -75,6 +75,10 @@ fn the_whole_grid_runs_evaluates_and_reports() {
         "| MT-WC (joint triplets) |",
         "| A only |",
         "| A-AV-AT | Mod-X |",
+        // The other order and the joint upper bound (the smoke profile's `more_sequences`).
+        "| A-AT-AV | Mod-X |",
+        "| Mod-X (A→AT→AV) |",
+        "| Joint (A + AV + AT, upper bound) |",
     ] {
         assert!(
             report.markdown.contains(row),
@@ -84,9 +88,9 @@ fn the_whole_grid_runs_evaluates_and_reports() {
     }
     // One artifact per run; each validates against the documented schema and holds
     // finite scores in [0, 1] for every stage it went through.
-    // A, MT-WC, Wav2CLIP (frozen + adapter), and A → AT, A → AV → AT for each of the 6
-    // methods.
-    assert_eq!(report.artifacts.len(), 15);
+    // A, MT-WC, the joint upper bound, Wav2CLIP (frozen + adapter), and A → AT, A → AV → AT,
+    // A → AT → AV for each of the 6 methods.
+    assert_eq!(report.artifacts.len(), 22);
     for path in &report.artifacts {
         let text = std::fs::read_to_string(path).expect("artifact");
         let doc: serde_json::Value = serde_json::from_str(&text).expect("JSON");
@@ -106,6 +110,15 @@ fn the_whole_grid_runs_evaluates_and_reports() {
             let c = art.continual.as_ref().expect("CL matrix");
             assert_eq!(c.matrix.stages, ["A", "AV", "AT"]);
             assert!(c.summary.bwt.is_some() && c.summary.acc.is_some());
+        }
+        if art.run.contains("a-at-av") {
+            let c = art.continual.as_ref().expect("CL matrix");
+            assert_eq!(c.matrix.stages, ["A", "AT", "AV"]);
+            assert!(c.summary.bwt.is_some() && c.summary.acc.is_some());
+        }
+        if art.run.ends_with("/joint") {
+            let stages: Vec<&str> = art.stages.iter().map(|s| s.stage.as_str()).collect();
+            assert_eq!(stages, ["A", "A+AV+AT"]);
         }
     }
     for plot in &report.plots {

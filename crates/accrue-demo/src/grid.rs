@@ -99,6 +99,12 @@ pub enum Sequence {
     /// Wav2CLIP as the paper runs it after A → AV → AT: the fine-tuning run's AV model, then
     /// the encoder frozen and only an adapter (g^AT) trained on AT.
     Wav2Clip,
+    /// A → AT → AV: the other task order (not in the paper).
+    AAtAv,
+    /// The joint upper bound (not in the paper): from A's model, one stage on A, AV and AT
+    /// together (each step a batch of each task, `L = L_A + L_c^AV + L_c^AT`), as many epochs
+    /// as the sequences' AV and AT stages together.
+    Joint,
 }
 
 /// One run of the grid, self-contained so that a child process can execute it.
@@ -308,20 +314,20 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
                 vec![("AT".into(), vec![TaskKind::AT])],
                 &a_dir,
             )?;
+            // So is the AV stage in A → AV → AT and A → AT → AV.
+            let av_stage = stage_toml(
+                "AV",
+                m.strategy_toml(),
+                lambda,
+                eav,
+                lav,
+                stage_seed(1),
+                settings,
+                &[av],
+            );
             let name = format!("a-av-at-{}", m.name());
             let dir = seed_dir.join(&name);
-            let text = header(&name, seed, &dir, true, m == Method::Replay)
-                + &stage_toml(
-                    "AV",
-                    m.strategy_toml(),
-                    lambda,
-                    eav,
-                    lav,
-                    stage_seed(1),
-                    settings,
-                    &[av],
-                )
-                + &at_stage;
+            let text = header(&name, seed, &dir, true, m == Method::Replay) + &av_stage + &at_stage;
             push(
                 &name,
                 Sequence::AAvAt,
@@ -333,6 +339,24 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
                 ],
                 &a_dir,
             )?;
+            if opts.more_sequences {
+                // The other order: each stage keeps its own length, learning rate and seed.
+                let name = format!("a-at-av-{}", m.name());
+                let dir = seed_dir.join(&name);
+                let text =
+                    header(&name, seed, &dir, true, m == Method::Replay) + &at_stage + &av_stage;
+                push(
+                    &name,
+                    Sequence::AAtAv,
+                    Some(m),
+                    text,
+                    vec![
+                        ("AT".into(), vec![TaskKind::AT]),
+                        ("AV".into(), vec![TaskKind::AV]),
+                    ],
+                    &a_dir,
+                )?;
+            }
         }
         if opts.methods.contains(&Method::Finetune) {
             // Wav2CLIP's text columns (the paper): the fine-tuning run's AV stage model, frozen,
@@ -400,6 +424,36 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
             vec![("AV+AT".into(), vec![TaskKind::AV, TaskKind::AT])],
             &a_dir,
         )?;
+        if opts.more_sequences {
+            // The joint upper bound: every task's data at once, task A's included, so nothing
+            // is left to forget; the alternating multi-task form (a batch of each task per
+            // step, summed with weight 1 each).
+            let name = "joint";
+            let dir = seed_dir.join(name);
+            let a = (TaskKind::A, data.task_a.as_path(), None);
+            let text = header(name, seed, &dir, true, false)
+                + &stage_toml(
+                    "A+AV+AT",
+                    r#"{ kind = "multitask", weight_av = 1.0, weight_at = 1.0 }"#,
+                    0.0,
+                    eav + eat,
+                    lav,
+                    stage_seed(4),
+                    settings,
+                    &[a, av, at],
+                );
+            push(
+                name,
+                Sequence::Joint,
+                None,
+                text,
+                vec![(
+                    "A+AV+AT".into(),
+                    vec![TaskKind::A, TaskKind::AV, TaskKind::AT],
+                )],
+                &a_dir,
+            )?;
+        }
     }
     Ok(jobs)
 }

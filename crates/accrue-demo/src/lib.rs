@@ -121,6 +121,10 @@ pub struct DemoOptions {
     /// Methods of the sequences (default: the paper's four, plus replay and WiSE-FT in the
     /// smoke profile).
     pub methods: Vec<Method>,
+    /// Also the A → AT → AV order (every method) and the joint upper bound (default: in the
+    /// smoke profile only, which must keep them working; the timed profiles run them on demand
+    /// until the speed work buys their time).
+    pub more_sequences: bool,
     /// Parallel runs (child processes of `exe`); 1 runs everything in this process.
     pub jobs: usize,
     /// The `accrue` binary for child processes (needed when `jobs > 1`).
@@ -145,6 +149,7 @@ impl DemoOptions {
             } else {
                 Method::PAPER.to_vec()
             },
+            more_sequences: profile == Profile::Smoke,
             jobs: 1,
             exe: None,
             backend: "flex".into(),

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use accrue_eval::continual::{StageMatrix, summarize};
 use accrue_eval::plot::{
-    BarGroup, Series, plot_forgetting_bars, plot_stage_heatmap, plot_training_curves,
+    BarGroup, PointCi, Series, plot_forgetting_bars, plot_retention_gain, plot_stage_heatmap,
+    plot_training_curves,
 };
 use accrue_eval::report::{
     ContinualReport, EvalArtifact, Protocol, Provenance, StageEvaluation, sha256_file, sha256_tag,
@@ -79,6 +80,7 @@ fn label(job: &Job) -> String {
         (Sequence::A, _) => "A only".into(),
         (Sequence::MtWc, _) => "MT-WC (joint triplets)".into(),
         (Sequence::Wav2Clip, _) => "Wav2CLIP".into(),
+        (Sequence::Joint, _) => "Joint (A + AV + AT, upper bound)".into(),
         (Sequence::AAt, Some(Method::Finetune)) => "CLAP = fine-tuning".into(),
         (_, Some(m)) => m.label().into(),
         (_, None) => job.name.clone(),
@@ -148,6 +150,8 @@ fn build(opts: &DemoOptions, jobs: &[Job]) -> Result<Built> {
             Sequence::AAvAt => "A-AV-AT",
             Sequence::MtWc => "MT-WC",
             Sequence::Wav2Clip => "Wav2CLIP",
+            Sequence::AAtAv => "A-AT-AV",
+            Sequence::Joint => "Joint",
         };
         out.push((key, label(job), job.seed, art));
     }
@@ -331,7 +335,10 @@ fn suite_section(runs: &[(&'static str, String, u64, EvalArtifact)]) -> String {
     // (sequence, method) -> seed -> (suite avg after A, after the last stage)
     let mut deltas: BTreeMap<(&str, String), BTreeMap<u64, f64>> = BTreeMap::new();
     for (key, method, seed, art) in runs {
-        if !matches!(*key, "A-AT" | "A-AV-AT" | "Wav2CLIP" | "MT-WC") {
+        if !matches!(
+            *key,
+            "A-AT" | "A-AV-AT" | "A-AT-AV" | "Wav2CLIP" | "MT-WC" | "Joint"
+        ) {
             continue;
         }
         let (Some(first), Some(last)) = (art.stages.first(), art.stages.last()) else {
@@ -359,7 +366,7 @@ fn suite_section(runs: &[(&'static str, String, u64, EvalArtifact)]) -> String {
     for ((key, method), per_seed) in &deltas {
         let values: Vec<f64> = per_seed.values().copied().collect();
         let own = t_interval95(&values);
-        let ft_key = if *key == "Wav2CLIP" || *key == "MT-WC" {
+        let ft_key = if matches!(*key, "Wav2CLIP" | "MT-WC" | "Joint") {
             "A-AV-AT"
         } else {
             key
@@ -397,7 +404,7 @@ fn suite_tasks_section(runs: &[(&'static str, String, u64, EvalArtifact)]) -> St
             .collect()
     };
     let mut md = String::new();
-    for seq in ["A-AT", "A-AV-AT"] {
+    for seq in ["A-AT", "A-AV-AT", "A-AT-AV"] {
         let arts = finetuned(seq);
         let Some(first) = arts.first() else { continue };
         // The suite's tasks, as its average lists them.
@@ -491,10 +498,14 @@ pub fn write_report(
     let mut cl_rows: BTreeMap<(&str, String), Vec<accrue_eval::continual::ContinualSummary>> =
         BTreeMap::new();
     let mut mats: BTreeMap<(&str, String), Vec<StageMatrix>> = BTreeMap::new();
+    // Per run: (gain, retention) = (mean score of the sequence's contrastive tasks after the
+    // last stage, suite average after the last stage − after task A).
+    let mut gain_retention: BTreeMap<(&str, String), Vec<(f64, f64)>> = BTreeMap::new();
     for (key, method, seed, art) in &mut built.runs {
         let tasks_: &[&str] = match *key {
             "A-AT" => &["A", "AT"],
             "A-AV-AT" | "Wav2CLIP" => &["A", "AV", "AT"],
+            "A-AT-AV" => &["A", "AT", "AV"],
             _ => continue,
         };
         let names: Vec<String> = tasks_.iter().map(|t| t.to_string()).collect();
@@ -526,6 +537,29 @@ pub fn write_report(
             .entry((*key, method.clone()))
             .or_default()
             .push(summary);
+        let last = r.scores.len().saturating_sub(1);
+        let gains: Vec<f64> = r
+            .evaluations
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e.as_str(), "AV" | "AT"))
+            .filter_map(|(j, _)| {
+                r.scores
+                    .get(last)
+                    .and_then(|row| row.get(j).copied().flatten())
+            })
+            .collect();
+        let retention = art
+            .stages
+            .first()
+            .zip(art.stages.last())
+            .and_then(|(a, z)| Some(suite_avg(z)? - suite_avg(a)?));
+        if let (false, Some(ret)) = (gains.is_empty(), retention) {
+            gain_retention
+                .entry((*key, method.clone()))
+                .or_default()
+                .push((gains.iter().sum::<f64>() / gains.len() as f64, ret));
+        }
         mats.entry((*key, method.clone())).or_default().push(r);
     }
     let mut artifacts = Vec::new();
@@ -555,7 +589,11 @@ pub fn write_report(
     t2.extend(of("A-AV-AT"));
     t2.extend(mt.iter().cloned());
     let mut t3: Vec<EvalArtifact> = of("A");
-    for (key, suffix) in [("A-AT", " (A→AT)"), ("A-AV-AT", " (A→AV→AT)")] {
+    for (key, suffix) in [
+        ("A-AT", " (A→AT)"),
+        ("A-AV-AT", " (A→AV→AT)"),
+        ("A-AT-AV", " (A→AT→AV)"),
+    ] {
         t3.extend(
             of(key)
                 .iter()
@@ -563,6 +601,7 @@ pub fn write_report(
         );
     }
     t3.extend(mt.iter().cloned());
+    t3.extend(of("Joint"));
 
     let mut md = String::from(
         "# InstrumentAVT-mini: continual multi-modal pre-training, the paper's grid in miniature\n\n",
@@ -697,6 +736,45 @@ pub fn write_report(
         )?;
         plots.push(p);
     }
+    // Retention versus gain, one plot per sequence: does a method keep more of what task A
+    // taught (y) without learning less of the new tasks (x)?
+    for seq in ["A-AT", "A-AV-AT", "A-AT-AV"] {
+        let interval = |v: &[f64]| -> Option<(f64, f64, f64)> {
+            match v {
+                [] => None,
+                [x] => Some((*x, *x, *x)),
+                _ => accrue_eval::table::t_interval95(v).map(|i| (i.mean, i.lo, i.hi)),
+            }
+        };
+        let points: Vec<PointCi> = gain_retention
+            .iter()
+            .filter(|((k, _), _)| *k == seq)
+            .filter_map(|((_, method), runs)| {
+                let (g, r): (Vec<f64>, Vec<f64>) = runs.iter().copied().unzip();
+                Some(PointCi {
+                    name: format!("{method} (n = {})", runs.len()),
+                    x: interval(&g)?,
+                    y: interval(&r)?,
+                })
+            })
+            .collect();
+        if points.is_empty() {
+            continue;
+        }
+        let p = plot_dir.join(format!("retention-gain-{}.png", seq.to_ascii_lowercase()));
+        plot_retention_gain(
+            &points,
+            &format!("{seq}: retention vs gain (x100, 95 % t-intervals over seeds)"),
+            "gain: new tasks' scores after the last stage (mean of AV, AT)",
+            "retention: suite avg after last stage - after A",
+            &p,
+        )?;
+        plots.push(p);
+    }
+    md += "
+Retention versus gain per sequence: `plots/retention-gain-*.png` (x: the new tasks' \
+           scores after the last stage, the mean of the AV and AT columns of the CL table; y: \
+           suite average after the last stage − after task A; 95 % t-intervals over seeds).\n";
     let mut curves: Vec<Series> = Vec::new();
     if let Some(seed) = opts.seeds.first() {
         for job in jobs

@@ -22,7 +22,8 @@
 //!   intransigence.
 //! - [`report`]: the JSON artifact (every score + provenance) with a JSON Schema in
 //!   `schema/eval-artifact.schema.json`; [`table`]: the paper's Tables 1–3 in Markdown with
-//!   mean ± std over seeds; [`plot`]: heatmap, training curves, forgetting bars (PNG/SVG).
+//!   mean ± std over seeds; [`plot`]: heatmap, training curves, forgetting bars, retention
+//!   versus gain (PNG/SVG).
 //!
 //! ```
 //! use accrue_eval::matrix::Matrix;

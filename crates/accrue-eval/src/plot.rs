@@ -1,4 +1,5 @@
-//! Plots with `plotters`: the stage × evaluation heatmap, training curves, forgetting bars.
+//! Plots with `plotters`: the stage × evaluation heatmap, training curves, forgetting bars,
+//! retention versus gain.
 //!
 //! The output format follows the file extension: `.svg` (vector, text as SVG `<text>`, no
 //! font needed to write it) or `.png` (bitmap; text is rasterised through `font-kit`, which
@@ -22,6 +23,18 @@ pub struct Series {
     pub name: String,
     /// Points in drawing order.
     pub points: Vec<(f64, f64)>,
+}
+
+/// One method's point of a retention-versus-gain plot: each coordinate a mean with its
+/// interval (e.g. the 95 % t-interval over seeds), drawn as error bars.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointCi {
+    /// Label written beside the point.
+    pub name: String,
+    /// `(mean, lo, hi)` on the x axis.
+    pub x: (f64, f64, f64),
+    /// `(mean, lo, hi)` on the y axis.
+    pub y: (f64, f64, f64),
 }
 
 /// One group of bars (e.g. a method), one bar per category (e.g. a task).
@@ -175,6 +188,20 @@ fn palette(i: usize) -> RGBColor {
     P[i % P.len()]
 }
 
+/// The legend of every plot: its series' labels in a framed box.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    path: &Path,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 16))
+        .draw()
+        .map_err(|e| plot_err(path, e))
+}
+
 fn draw_curves<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     series: &[Series],
@@ -215,14 +242,7 @@ fn draw_curves<DB: DrawingBackend>(
             .label(s.name.clone())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(3)));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 16))
-        .draw()
-        .map_err(|e| plot_err(path, e))?;
-    Ok(())
+    draw_legend(&mut chart, path)
 }
 
 /// Training curves (e.g. loss per step, one series per stage or run).
@@ -350,14 +370,7 @@ fn draw_bars<DB: DrawingBackend>(
             BLACK.stroke_width(1),
         ))
         .map_err(|e| plot_err(path, e))?;
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 16))
-        .draw()
-        .map_err(|e| plot_err(path, e))?;
-    Ok(())
+    draw_legend(&mut chart, path)
 }
 
 /// Grouped bars: one group per method, one bar per task (values shown ×100, e.g. Chaudhry
@@ -397,4 +410,103 @@ pub fn plot_forgetting_bars(
         "forgetting (×100)",
         path
     )?)
+}
+
+/// Retention versus gain: one point per method with its x and y intervals as error bars, and
+/// the line y = 0 (no change since the reference stage). Values are drawn ×100.
+///
+/// # Errors
+/// No point, a non-finite value, an interval that does not contain its mean, or a
+/// plotting/I/O error.
+pub fn plot_retention_gain(
+    points: &[PointCi],
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    path: &Path,
+) -> Result<()> {
+    if points.is_empty() {
+        return Err(EvalError::Empty("retention-versus-gain points"));
+    }
+    for p in points {
+        let (x, y) = (p.x, p.y);
+        if [x.0, x.1, x.2, y.0, y.1, y.2]
+            .iter()
+            .any(|v| !v.is_finite())
+        {
+            return Err(EvalError::NonFinite("retention-versus-gain value"));
+        }
+        if !(x.1 <= x.0 && x.0 <= x.2 && y.1 <= y.0 && y.0 <= y.2) {
+            return Err(EvalError::shape(
+                "retention-versus-gain point",
+                format!("{}: an interval does not contain its mean", p.name),
+            ));
+        }
+    }
+    with_backend!(path, |root| draw_points(
+        &root, points, title, x_desc, y_desc, path
+    )?)
+}
+
+fn draw_points<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    points: &[PointCi],
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    path: &Path,
+) -> Result<()> {
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    let range = |lo: f64, hi: f64| {
+        let pad = ((hi - lo) * 0.15).max(2e-3);
+        (lo - pad)..(hi + pad)
+    };
+    let x_lo = points.iter().map(|p| p.x.1).fold(f64::INFINITY, f64::min);
+    let x_hi = points
+        .iter()
+        .map(|p| p.x.2)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let y_lo = points.iter().map(|p| p.y.1).fold(0.0f64, f64::min);
+    let y_hi = points.iter().map(|p| p.y.2).fold(0.0f64, f64::max);
+    let (xr, yr) = (range(x_lo, x_hi), range(y_lo, y_hi));
+    let (x0, x1) = (xr.start, xr.end);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 24))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(80)
+        .build_cartesian_2d(xr, yr)
+        .map_err(|e| plot_err(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&|x| format!("{:.1}", x * 100.0))
+        .y_label_formatter(&|y| format!("{:.1}", y * 100.0))
+        .label_style(("sans-serif", 16))
+        .axis_desc_style(("sans-serif", 18))
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
+    chart
+        .draw_series(LineSeries::new(
+            [(x0, 0.0), (x1, 0.0)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(|e| plot_err(path, e))?;
+    for (i, p) in points.iter().enumerate() {
+        let c = palette(i);
+        let (x, y) = (p.x, p.y);
+        chart
+            .draw_series([
+                PathElement::new(vec![(x.1, y.0), (x.2, y.0)], c.stroke_width(2)),
+                PathElement::new(vec![(x.0, y.1), (x.0, y.2)], c.stroke_width(2)),
+            ])
+            .map_err(|e| plot_err(path, e))?;
+        chart
+            .draw_series([Circle::new((x.0, y.0), 6, c.filled())])
+            .map_err(|e| plot_err(path, e))?
+            .label(p.name.clone())
+            .legend(move |(lx, ly)| Circle::new((lx + 7, ly), 6, c.filled()));
+    }
+    draw_legend(&mut chart, path)
 }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use accrue_eval::continual::{StageMatrix, summarize};
 use accrue_eval::matrix::Matrix;
 use accrue_eval::plot::{
-    BarGroup, Series, plot_forgetting_bars, plot_stage_heatmap, plot_training_curves,
-    read_jsonl_series,
+    BarGroup, PointCi, Series, plot_forgetting_bars, plot_retention_gain, plot_stage_heatmap,
+    plot_training_curves, read_jsonl_series,
 };
 use accrue_eval::report::{
     ContinualReport, EvalArtifact, Protocol, Provenance, SCHEMA_VERSION, Score, StageEvaluation,
@@ -279,6 +279,28 @@ fn plots_render() {
             .expect("bars");
         assert!(std::fs::metadata(&p).expect("file").len() > 1000);
     }
+    let points = vec![
+        PointCi {
+            name: "Fine-tuning".into(),
+            x: (0.44, 0.42, 0.46),
+            y: (-0.010, -0.019, -0.002),
+        },
+        PointCi {
+            name: "LwF".into(),
+            x: (0.45, 0.44, 0.46),
+            y: (-0.012, -0.022, -0.002),
+        },
+    ];
+    for ext in ["png", "svg"] {
+        let p = dir.join(format!("retention.{ext}"));
+        plot_retention_gain(&points, "Retention vs gain", "gain", "retention", &p).expect("points");
+        assert!(std::fs::metadata(&p).expect("file").len() > 1000);
+    }
+    // An interval that does not hold its mean, or nothing to draw, is refused.
+    let mut bad = points.clone();
+    bad[0].y = (0.1, -0.02, 0.05);
+    assert!(plot_retention_gain(&bad, "t", "x", "y", &dir.join("r.svg")).is_err());
+    assert!(plot_retention_gain(&[], "t", "x", "y", &dir.join("r.svg")).is_err());
     assert!(
         plot_training_curves(
             &[Series {
