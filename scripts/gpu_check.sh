@@ -2,40 +2,42 @@
 # The GPU path, proven: accrue's model code on `wgpu` through Vulkan, against `flex` and the
 # PyTorch goldens, and timed against PyTorch eager on the same GPU.
 #
-#   scripts/gpu_check.sh prepare [--wgsl]   # here: network and a Rust toolchain (≈ 45 min on 2
+#   scripts/gpu_check.sh prepare [--wgsl | --cpu]   # here: network and a Rust toolchain (≈ 45 min on 2
 #                                           # cores the first time: Burn with its wgpu backend)
 #   scripts/gpu_check.sh run [--software]   # on the GPU machine: no network, no Rust (≤ 10 min)
 #
 # `prepare` builds, with `--features burn/vulkan` (wgpu on Vulkan, SPIR-V kernels; `--wgsl`:
-# `burn/wgpu`, WGSL kernels translated by wgpu), the test binaries of the checks and the
-# ResNet-38 bench, and packs into ignored folders what `run` needs on a machine that can fetch
-# nothing:
-#   .gpu/   the binaries (stripped, one tar.gz), the build's repository root, the commit;
+# `burn/wgpu`, WGSL kernels translated by wgpu), ONE test binary holding every check
+# (`crates/accrue-continual/tests/gpu_check.rs`: Burn and its GPU kernels linked once), and
+# packs into ignored folders what `run` needs on a machine that can fetch nothing:
+#   .gpu/   the binary (stripped, xz), the build's repository root, the commit, the device name;
 #   .gl/    the Vulkan loader as Debian packages (unpacked by `run` when the machine has none);
 #   .whl/   torchlibrosa and librosa with the dependencies a plain PyTorch image lacks (for the
 #           PyTorch side of the timing: the reference model of tools/goldens/encoders.py).
-# They travel with the working tree (the device tool's `carry`: .gpu .gl .whl).
+# They travel with the working tree (the device tool's `carry`: .gpu .gl .whl; `prepare` checks
+# the 64 MiB that travels).
 #
 # `run` (repository root; results into $OUT, default ./gpu-check-out):
-#   1. golden tests on Vulkan (BURN_DEVICE=vulkan), the fixtures and tolerances of `flex`:
+#   1. golden tests on the GPU (BURN_DEVICE=vulkan), the fixtures and tolerances of `flex`:
 #      encoders (ResNet-38 / CNN14 small: eval forward, train-step loss and gradients, against
-#      PyTorch), losses (InfoNCE, KD, CaSSLe, Mod-X, against PyTorch);
-#   2. full-size ResNet-38 on Vulkan against flex (eval forward; loss and gradients of one
+#      PyTorch), losses (InfoNCE, KD, CaSSLe, Mod-X, against PyTorch). The tower goldens are not
+#      in it: they read the real tower weights (≈ 110 MB), over what travels;
+#   2. full-size ResNet-38 on the GPU against flex (eval forward; loss and gradients of one
 #      train step; batch 2 × 10 s);
-#   3. an A → AV → AT run of the demo encoder on Vulkan against flex, loss by loss (same
+#   3. an A → AV → AT run of the demo encoder on the GPU against flex, loss by loss (same
 #      initial weights, dropout and SpecAugment off);
 #   4. the full ResNet-38 train step (forward + BCE + backward + Adam) and eval forward at
 #      batch 8 × 10 s and 32 × 10 s: Burn (f32; bf16) against PyTorch eager on the same GPU
-#      (fp32, tf32, bf16 autocast), and the ratios (PyTorch time ÷ accrue time: > 1 is faster).
+#      (fp32, tf32, bf16 autocast), medians of 10 after 3 warm-up calls, and the ratios
+#      (PyTorch time ÷ accrue time: > 1 is faster).
 # `--software`: the same on this machine's software Vulkan (Mesa lavapipe: apt-get install
 # mesa-vulkan-drivers), at sizes a CPU manages (full size at 1 × 2 s; timing at 1 × 1 s and the
 # PyTorch side on the CPU): a check that the script and the kernels are right, no speed figure.
 # Lavapipe crashes (SIGSEGV in its pipeline compiler) on cubecl's SPIR-V kernels, Mesa 22.3
-# and 25.0 alike: test the script there with a `--wgsl` build.
-#
-# Known limit: the five binaries are ≈ 630 MB stripped (the cubecl kernels), ≈ 180 MB packed,
-# over the 64 MiB that travels to the lent GPU machine; `prepare` says so. Next step: one
-# binary holding every check (docs/benchmarks.md, "GPU").
+# and 25.0 alike; a `--wgsl` build runs there but too slowly to finish (docs/benchmarks.md, "GPU").
+# `prepare --cpu` builds the same binary with `flex` alone (device `flex`): `run --software` then
+# exercises the whole script, packing and unpacking, every check and the ratio table included,
+# on the CPU (what CI-less testing of the script can do without a GPU; the kernels are flex's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,56 +49,37 @@ for a in "$@"; do
   case "$a" in
     --software) software=1 ;;
     --wgsl) features=burn/wgpu ;;
+    --cpu) features="" ;;
     *) echo "gpu_check.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
 
-# The test binaries and what `run` calls them.
-checks=(
-  "accrue-encoders golden encoders-golden"
-  "accrue-losses golden_losses losses-golden"
-  "accrue-encoders backend_parity encoders-parity"
-  "accrue-continual backend_parity continual-parity"
-  "accrue-encoders resnet38 encoders-bench"
-)
-
 prepare() {
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
   mkdir -p .gpu .gl .whl
-  # One cargo invocation: one feature set, one build of Burn.
-  cargo test --no-run --features "$features" \
-    -p accrue-encoders -p accrue-losses -p accrue-continual \
-    --test golden --test golden_losses --test backend_parity --bench resnet38 \
+  cargo test --no-run -p accrue-continual --features "gpu-check${features:+,$features}" --test gpu_check \
     --message-format=json-render-diagnostics > .gpu/build.json
-  rm -rf .gpu/bin && mkdir -p .gpu/bin
-  python3 - "${checks[@]}" <<'EOF'
-import json, shutil, sys
-want = {}
-for c in sys.argv[1:]:
-    pkg, target, name = c.split()
-    want[(pkg, target)] = name
-found = {}
+  exe=$(python3 -c '
+import json, sys
 for line in open(".gpu/build.json"):
     m = json.loads(line)
-    if m.get("reason") != "compiler-artifact" or not m.get("executable"):
-        continue
-    pkg = m["package_id"].split("#")[0].rsplit("/", 1)[-1].split("@")[0]
-    key = (pkg, m["target"]["name"])
-    if key in want:
-        found[key] = m["executable"]
-missing = [k for k in want if k not in found]
-if missing:
-    sys.exit(f"gpu_check.sh: no binary built for {missing}")
-for key, exe in found.items():
-    shutil.copy(exe, f".gpu/bin/{want[key]}")
-EOF
-  strip .gpu/bin/*
-  tar -czf .gpu/bin.tar.gz -C .gpu bin && rm -rf .gpu/bin .gpu/build.json
+    if m.get("reason") == "compiler-artifact" and m.get("executable") \
+            and m["target"]["name"] == "gpu_check":
+        print(m["executable"])
+')
+  [[ -n "$exe" ]] || { echo "gpu_check.sh: no gpu_check binary built" >&2; exit 1; }
+  rm -f .gpu/gpu-check .gpu/gpu-check.xz .gpu/bin.tar.gz .gpu/build.json
+  cp "$exe" .gpu/gpu-check && strip .gpu/gpu-check
+  xz -9 -T0 .gpu/gpu-check
   # The tests find their fixtures under the repository root they were built in.
   git rev-parse --show-toplevel > .gpu/build_root
   git rev-parse HEAD > .gpu/commit
   # BURN_DEVICE for `run`: vulkan pins the Vulkan API (SPIR-V); wgpu lets wgpu choose (WGSL).
-  if [[ $features == burn/vulkan ]]; then echo vulkan > .gpu/device; else echo wgpu > .gpu/device; fi
+  case "$features" in
+    burn/vulkan) echo vulkan > .gpu/device ;;
+    burn/wgpu) echo wgpu > .gpu/device ;;
+    *) echo flex > .gpu/device ;;
+  esac
   # The Vulkan loader (the device tool's notes: an NVIDIA image may have the driver only).
   mkdir -p /tmp/gpu-check-apt/partial
   o=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/gpu-check-apt)
@@ -119,15 +102,21 @@ EOF
 }
 
 run() {
-  [[ -f .gpu/bin.tar.gz ]] || { echo "gpu_check.sh: run \`scripts/gpu_check.sh prepare\` first" >&2; exit 2; }
+  [[ -f .gpu/gpu-check.xz ]] || { echo "gpu_check.sh: run \`scripts/gpu_check.sh prepare\` first" >&2; exit 2; }
   out="${OUT:-$PWD/gpu-check-out}"
   mkdir -p "$out"
   log="$out/gpu_check.log"
   : > "$log"
   say() { echo "$*" | tee -a "$log"; }
   work=$(mktemp -d)
-  tar -xzf .gpu/bin.tar.gz -C "$work"
-  bin="$work/bin"
+  bin="$work/gpu-check"
+  if command -v xz >/dev/null; then
+    xz -dc .gpu/gpu-check.xz > "$bin"
+  else  # python3 is there (PyTorch is)
+    python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+      .gpu/gpu-check.xz "$bin"
+  fi
+  chmod +x "$bin"
   # The binaries read their fixtures under the root they were built in.
   root=$(cat .gpu/build_root)
   if [[ ! -e "$root" ]]; then
@@ -159,24 +148,22 @@ run() {
       status=1
     fi
   }
-  check "golden: encoders on $BURN_DEVICE" "$bin/encoders-golden" --test-threads 1
-  check "golden: losses on $BURN_DEVICE" "$bin/losses-golden" --test-threads 1
+  check "golden: encoders on $BURN_DEVICE" "$bin" encoders_golden:: --test-threads 1 --nocapture
+  check "golden: losses on $BURN_DEVICE" "$bin" losses_golden:: --test-threads 1 --nocapture
   check "full-size ResNet-38 vs flex (${full[0]} x ${full[1]} s)" \
     env ACCRUE_PARITY_BATCH="${full[0]}" ACCRUE_PARITY_SECONDS="${full[1]}" \
-    "$bin/encoders-parity" --ignored --nocapture
-  check "A -> AV -> AT on $BURN_DEVICE vs flex, step by step" "$bin/continual-parity" --nocapture
+    "$bin" encoders_parity:: --ignored --nocapture
+  check "A -> AV -> AT on $BURN_DEVICE vs flex, step by step" \
+    "$bin" continual_parity:: --nocapture
   grep -h "^backend parity\|^eval forward\|^train step" "$log" | sed 's/^/  /' || true
 
-  # Timing. Burn: criterion medians; PyTorch: the median of 10 synchronised iterations.
-  export CRITERION_HOME="$work/criterion"
+  # Timing, both sides the median of 10 synchronised calls after 3 warm-up calls.
   for b in "${sizes[@]}"; do
     for dtype in f32 bf16; do
       [[ $software == 1 && $dtype == bf16 ]] && continue
-      check "time burn $dtype b$b" env ACCRUE_BENCH_DEVICE=default ACCRUE_BENCH_BATCH="$b" \
-        ACCRUE_BENCH_SECONDS=$seconds ACCRUE_BENCH_DTYPE=$dtype \
-        "$bin/encoders-bench" --bench --sample-size 10 --warm-up-time 3 --measurement-time 10
-      [[ -d "$CRITERION_HOME/resnet38_b${b}x${seconds}s" ]] &&
-        mv "$CRITERION_HOME/resnet38_b${b}x${seconds}s" "$CRITERION_HOME/$dtype-b$b"
+      check "time burn $dtype b$b" env ACCRUE_BENCH_BATCH="$b" ACCRUE_BENCH_SECONDS=$seconds \
+        ACCRUE_BENCH_DTYPE=$dtype ACCRUE_BENCH_REPS=10 ACCRUE_TIME_JSON="$work/burn-$dtype-b$b.json" \
+        "$bin" time_resnet38 --exact --ignored --nocapture
     done
     if python3 -c "import torch" 2>/dev/null; then
       if [[ $software == 0 && -d .whl ]] && ! python3 -c "import torchlibrosa" 2>/dev/null; then
@@ -198,13 +185,13 @@ import json, os, sys
 work, dest = sys.argv[1], sys.argv[2]
 rows = []
 def burn(dtype, b, fn):
-    p = os.path.join(work, "criterion", f"{dtype}-b{b}", fn, "new", "estimates.json")
-    return json.load(open(p))["median"]["point_estimate"] / 1e9 if os.path.exists(p) else None
+    p = os.path.join(work, f"burn-{dtype}-b{b}.json")
+    return json.load(open(p))[fn] if os.path.exists(p) else None
 def torch(p, b):
     f = os.path.join(work, f"torch-{p}-b{b}.json")
     return json.load(open(f)) if os.path.exists(f) else None
-sizes = sorted({int(n.split("-b")[1]) for n in os.listdir(os.path.join(work, "criterion"))}
-               if os.path.isdir(os.path.join(work, "criterion")) else [])
+sizes = sorted({int(n[:-5].split("-b")[1]) for n in os.listdir(work)
+                if n.startswith("burn-") and n.endswith(".json")})
 print("| workload | accrue (s) | PyTorch (s) | PyTorch ÷ accrue |")
 print("|---|---|---|---|")
 for b in sizes:

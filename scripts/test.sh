@@ -4,7 +4,8 @@
 # 1. fetches the real data the golden tests read and prepares InstrumentAVT-mini for the smoke
 #    test of the main job (registries only, pinned, checksummed; idempotent, and a failed
 #    fetch only means those tests print SKIPPED — unless ACCRUE_REQUIRE_DATA=1, as in CI),
-# 2. checks formatting, 3. runs every test of the workspace on the default CPU backend,
+# 2. checks formatting, 3. runs every test of the workspace on the default CPU backend (and
+#    compiles the GPU check's test binary),
 # 4. builds the Python package and runs its pytest suite (scripts/test_python.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +22,7 @@ fi
 
 cargo fmt --all -- --check
 cargo test --workspace --all-targets "$@"
+# The GPU check's one test binary (scripts/gpu_check.sh) is built only with its feature: compile
+# it here on the CPU backend so that it cannot rot (what it runs already ran above).
+cargo test --no-run --quiet -p accrue-continual --features gpu-check --test gpu_check
 scripts/test_python.sh

@@ -17,29 +17,8 @@ use std::path::PathBuf;
 use accrue_audio::frontend::{FrontEndConfig, StftImpl};
 use accrue_encoders::ResNet38Config;
 use accrue_encoders::checkpoint::load_resnet38_panns;
-use burn::tensor::{Device, Tensor, TensorData};
-
-fn read(path: &PathBuf, name: &str) -> (Vec<f32>, Vec<usize>) {
-    let bytes = std::fs::read(path).expect("outputs file");
-    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
-    let view = st.tensor(name).unwrap_or_else(|_| panic!("{name}"));
-    let values = view
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    (values, view.shape().to_vec())
-}
-
-fn errors(a: &[f32], b: &[f32]) -> (f32, f32) {
-    let abs = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
-    let scale = b.iter().map(|v| v.abs()).fold(0.0f32, f32::max).max(1e-12);
-    (abs, abs / scale)
-}
+use burn::tensor::{Device, Tensor};
+use common::{errors, read_path};
 
 #[test]
 #[ignore = "needs the full-size checkpoint written by tools/goldens/encoders.py --full"]
@@ -61,18 +40,13 @@ fn full_size_resnet38_matches_pytorch() {
     .expect("strict load of the full-size legacy pickle");
     assert!(report.is_clean(), "{report}");
     let io = dir.join("resnet38_full_io.safetensors");
-    let (wave, shape) = read(&io, "wave");
-    let x = Tensor::<2>::from_data(TensorData::new(wave, [shape[0], shape[1]]), &device);
+    let x: Tensor<2> = read_path(&io, "wave", &device);
     let t0 = std::time::Instant::now();
     let out = model.forward(x);
     let secs = t0.elapsed().as_secs_f64();
-    let to_vec =
-        |t: Tensor<2>| -> Vec<f32> { t.into_data().convert::<f32>().try_into_vec().expect("f32") };
-    let (emb_ref, _) = read(&io, "embedding");
-    let (clip_ref, _) = read(&io, "clipwise_output");
     let clip = out.clipwise();
-    let (ea, er) = errors(&to_vec(out.embedding), &emb_ref);
-    let (ca, cr) = errors(&to_vec(clip), &clip_ref);
+    let (ea, er) = errors(out.embedding, read_path(&io, "embedding", &device));
+    let (ca, cr) = errors(clip, read_path(&io, "clipwise_output", &device));
     println!(
         "full-size ResNet-38 ({} tensors loaded): embedding max abs {ea:.2e} (rel {er:.2e}), \
          clipwise_output max abs {ca:.2e} (rel {cr:.2e}); forward {secs:.2} s",

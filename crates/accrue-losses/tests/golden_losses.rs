@@ -22,7 +22,12 @@ use serde::Deserialize;
 const ATOL: f64 = 1e-5;
 const RTOL: f64 = 1e-5;
 
-const FIXTURE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/losses");
+/// Through the crates folder, so that the GPU check (`accrue-continual/tests/gpu_check.rs`, which
+/// compiles this file into its one binary) finds the fixtures too.
+const FIXTURE_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../accrue-losses/tests/fixtures/losses"
+);
 
 #[derive(Debug, Deserialize)]
 struct Meta {

@@ -1,14 +1,16 @@
 //! Helpers shared by the integration tests: fixture paths, safetensors reading, comparisons.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use accrue_audio::frontend::{FrontEndConfig, StftImpl};
 use burn::tensor::{Device, Tensor, TensorData};
 
+/// A fixture of `tests/fixtures/encoders`. The path goes through the crates folder so that the
+/// GPU check, which compiles these tests into `accrue-continual`'s one binary, finds them too.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/encoders")
+        .join("../accrue-encoders/tests/fixtures/encoders")
         .join(name)
 }
 
@@ -19,11 +21,17 @@ pub fn meta() -> serde_json::Value {
 
 /// Reads one f32 tensor from a fixture safetensors file.
 pub fn read<const D: usize>(file: &str, name: &str, device: &Device) -> Tensor<D> {
-    let bytes = std::fs::read(fixture(file)).expect("fixture file");
+    read_path(&fixture(file), name, device)
+}
+
+/// Reads one f32 tensor from a safetensors file anywhere (e.g. the full-size outputs written
+/// by hand).
+pub fn read_path<const D: usize>(path: &Path, name: &str, device: &Device) -> Tensor<D> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
     let view = st
         .tensor(name)
-        .unwrap_or_else(|_| panic!("{name} in {file}"));
+        .unwrap_or_else(|_| panic!("{name} in {}", path.display()));
     let values: Vec<f32> = view
         .data()
         .chunks_exact(4)
