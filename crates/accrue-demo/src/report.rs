@@ -231,6 +231,17 @@ fn table2() -> TableLayout {
     }
 }
 
+/// The downstream suite's average (Table 3's last column).
+fn suite_avg_column() -> Column {
+    col(
+        "Suite Avg.",
+        Protocol::LinearProbe,
+        tasks::SUITE_AVG,
+        "top1_acc",
+        None,
+    )
+}
+
 fn table3() -> TableLayout {
     use tasks::*;
     TableLayout {
@@ -281,13 +292,7 @@ fn table3() -> TableLayout {
                 "top1_acc",
                 None,
             ),
-            col(
-                "Suite Avg.",
-                Protocol::LinearProbe,
-                SUITE_AVG,
-                "top1_acc",
-                None,
-            ),
+            suite_avg_column(),
         ],
         scale: 100.0,
         decimals: 1,
@@ -390,6 +395,205 @@ fn suite_section(runs: &[(&'static str, String, u64, EvalArtifact)]) -> String {
         );
     }
     md += &suite_tasks_section(runs);
+    md
+}
+
+/// One of the paper's claims as a paired test: `run` − `baseline` on one score after the last
+/// stage, per seed, with the Student-t 95 % interval over the seeds both have.
+struct Claim {
+    /// The claim, in the paper's words (shortened), and where the paper makes it.
+    text: &'static str,
+    /// (sequence key, method label) of the run the claim is about.
+    run: (&'static str, &'static str),
+    /// (sequence key, method label) of the run it is compared with.
+    baseline: (&'static str, &'static str),
+    /// The score compared (the last stage's).
+    column: Column,
+}
+
+/// The paper's claims (Section 4, Tables 1–3) as paired tests against their baselines.
+fn claims() -> Vec<Claim> {
+    use tasks::*;
+    let zs_text = || {
+        col(
+            "ZS text Instr. acc",
+            Protocol::ZeroShot,
+            INSTRUMENTS,
+            "top1_acc",
+            None,
+        )
+    };
+    let zs_image = || {
+        col(
+            "ZS image Instr. acc",
+            Protocol::ZeroShot,
+            INSTRUMENTS,
+            "top1_acc",
+            Some("A2I"),
+        )
+    };
+    let t2a = || retrieval("Instr.", INSTRUMENTS, "T2A", 10);
+    let suite = suite_avg_column;
+    let clap = ("A-AT", "CLAP = fine-tuning");
+    let ft = ("A-AV-AT", "Fine-tuning");
+    let w2c = ("Wav2CLIP", "Wav2CLIP");
+    let c = |text, run, baseline, column| Claim {
+        text,
+        run,
+        baseline,
+        column,
+    };
+    vec![
+        c(
+            "Tab. 1: LwF beats CLAP at zero-shot after A → AT",
+            ("A-AT", "LwF"),
+            clap,
+            zs_text(),
+        ),
+        c(
+            "Tab. 1: LwF matches or beats CLAP at text→audio retrieval",
+            ("A-AT", "LwF"),
+            clap,
+            t2a(),
+        ),
+        c(
+            "Tab. 2: Mod-X (A → AV → AT) beats CLAP at zero-shot",
+            ("A-AV-AT", "Mod-X"),
+            clap,
+            zs_text(),
+        ),
+        c(
+            "Tab. 2: CaSSLe (A → AV → AT) beats CLAP at zero-shot",
+            ("A-AV-AT", "CaSSLe"),
+            clap,
+            zs_text(),
+        ),
+        c(
+            "Tab. 2: Mod-X beats Wav2CLIP at zero-shot",
+            ("A-AV-AT", "Mod-X"),
+            w2c,
+            zs_text(),
+        ),
+        c(
+            "Tab. 2: Mod-X beats CLAP at text→audio retrieval",
+            ("A-AV-AT", "Mod-X"),
+            clap,
+            t2a(),
+        ),
+        c(
+            "Tab. 2: CaSSLe beats CLAP at text→audio retrieval",
+            ("A-AV-AT", "CaSSLe"),
+            clap,
+            t2a(),
+        ),
+        c(
+            "Tab. 2: Mod-X keeps more audio–visual ability after AT than fine-tuning",
+            ("A-AV-AT", "Mod-X"),
+            ft,
+            zs_image(),
+        ),
+        c(
+            "Tab. 2: Mod-X keeps more audio–visual ability after AT than LwF",
+            ("A-AV-AT", "Mod-X"),
+            ("A-AV-AT", "LwF"),
+            zs_image(),
+        ),
+        c(
+            "Tab. 2: LwF protects audio–visual ability better than CaSSLe",
+            ("A-AV-AT", "LwF"),
+            ("A-AV-AT", "CaSSLe"),
+            zs_image(),
+        ),
+        c(
+            "Tab. 3: LwF (A → AV → AT) beats fine-tuning on the probe average",
+            ("A-AV-AT", "LwF"),
+            ft,
+            suite(),
+        ),
+        c(
+            "Tab. 3: CaSSLe (A → AV → AT) beats fine-tuning on the probe average",
+            ("A-AV-AT", "CaSSLe"),
+            ft,
+            suite(),
+        ),
+        c(
+            "Tab. 3: Mod-X (A → AV → AT) beats fine-tuning on the probe average",
+            ("A-AV-AT", "Mod-X"),
+            ft,
+            suite(),
+        ),
+        c(
+            "Tab. 3: LwF (A → AV → AT) beats Wav2CLIP on the probe average",
+            ("A-AV-AT", "LwF"),
+            w2c,
+            suite(),
+        ),
+        c(
+            "Tab. 3: Mod-X (A → AV → AT) beats Wav2CLIP on the probe average",
+            ("A-AV-AT", "Mod-X"),
+            w2c,
+            suite(),
+        ),
+    ]
+}
+
+/// Each of the paper's claims as a paired difference with its 95 % t-interval over the seeds:
+/// held (the interval above 0), not held (below 0: the opposite holds), or inconclusive.
+fn claims_section(runs: &[(&'static str, String, u64, EvalArtifact)]) -> String {
+    use accrue_eval::table::t_interval95;
+    let per_seed = |(key, label): (&str, &str), column: &Column| -> BTreeMap<u64, f64> {
+        runs.iter()
+            .filter(|(k, m, ..)| *k == key && m == label)
+            .filter_map(|(_, _, seed, a)| {
+                let s = a.score(
+                    None,
+                    column.protocol,
+                    &column.task,
+                    &column.metric,
+                    column.direction.as_deref(),
+                )?;
+                Some((*seed, s.value))
+            })
+            .collect()
+    };
+    let mut md = String::new();
+    for claim in claims() {
+        let x = per_seed(claim.run, &claim.column);
+        let y = per_seed(claim.baseline, &claim.column);
+        let diffs: Vec<f64> = x
+            .iter()
+            .filter_map(|(seed, v)| y.get(seed).map(|b| v - b))
+            .collect();
+        let Some(i) = t_interval95(&diffs) else {
+            continue;
+        };
+        if md.is_empty() {
+            md = String::from(
+                "\n**The paper's claims, tested** (×100): the run − its baseline on one score after \
+                 the last stage, paired by seed; mean with its 95 % t-interval over the seeds. \
+                 Held: the interval is above 0; not held: it is below 0 (the opposite holds); \
+                 inconclusive: it contains 0.\n\n\
+                 | Claim | Score | Run − baseline | n | Difference [95 % CI] | Verdict |\n\
+                 |---|---|---|---:|---:|---|\n",
+            );
+        }
+        let verdict = match i.verdict() {
+            "above 0" => "held",
+            "below 0" => "not held (opposite)",
+            _ => "inconclusive",
+        };
+        md += &format!(
+            "| {} | {} | {} ({}) − {} ({}) | {} | {} | {verdict} |\n",
+            claim.text,
+            claim.column.header,
+            claim.run.1,
+            claim.run.0,
+            claim.baseline.1,
+            claim.baseline.0,
+            i.n,
+            fmt_ci(&i),
+        );
+    }
     md
 }
 
@@ -625,6 +829,7 @@ pub fn write_report(
     md += "\n";
     md += &render_markdown(&table3(), &t3);
     md += &suite_section(&built.runs);
+    md += &claims_section(&built.runs);
     md += "\n**Continual-learning metrics** (×100; mean ± std over seeds). ";
     md += TASK_SCORES;
     md += " BWT/ACC per GEM; FWT = R(i,i) − single-task baseline (Wav2CLIP for AV, CLAP for AT); \
@@ -774,7 +979,7 @@ pub fn write_report(
     md += "
 Retention versus gain per sequence: `plots/retention-gain-*.png` (x: the new tasks' \
            scores after the last stage, the mean of the AV and AT columns of the CL table; y: \
-           suite average after the last stage − after task A; 95 % t-intervals over seeds).\n";
+           suite average after the last stage − after task A; 95 % t-intervals over seeds).\n\n";
     let mut curves: Vec<Series> = Vec::new();
     if let Some(seed) = opts.seeds.first() {
         for job in jobs
@@ -815,4 +1020,72 @@ Retention versus gain per sequence: `plots/retention-gain-*.png` (x: the new tas
         artifacts,
         plots,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use accrue_eval::report::{Score, StageEvaluation};
+
+    /// A run whose last stage has one zero-shot (text) score.
+    fn run(
+        key: &'static str,
+        method: &str,
+        seed: u64,
+        zs: f64,
+    ) -> (&'static str, String, u64, EvalArtifact) {
+        let mut a = EvalArtifact::new(
+            method,
+            format!("seed{seed}/x"),
+            Provenance::new("c", "h", seed, "flex", "f32"),
+        );
+        a.stages = vec![StageEvaluation {
+            stage: "AT".into(),
+            checkpoint: "x".into(),
+            checkpoint_hash: None,
+            scores: vec![Score::new(
+                tasks::INSTRUMENTS,
+                Protocol::ZeroShot,
+                "top1_acc",
+                zs,
+            )],
+        }];
+        (key, method.into(), seed, a)
+    }
+
+    #[test]
+    fn a_claim_is_a_paired_difference_with_its_verdict() {
+        // LwF beats CLAP by 0.05 ± 0.01 on every seed: held. Mod-X (A → AV → AT) loses to
+        // CLAP on every seed: the opposite holds. Seed 3 has no CLAP run: it is not paired.
+        let mut runs = Vec::new();
+        for seed in 0..3 {
+            let clap = 0.70 + 0.01 * seed as f64;
+            runs.push(run("A-AT", "CLAP = fine-tuning", seed, clap));
+            runs.push(run("A-AT", "LwF", seed, clap + 0.05 + 0.005 * seed as f64));
+            runs.push(run(
+                "A-AV-AT",
+                "Mod-X",
+                seed,
+                clap - 0.10 - 0.01 * seed as f64,
+            ));
+        }
+        runs.push(run("A-AT", "LwF", 3, 0.0));
+        let md = claims_section(&runs);
+        let row = |prefix: &str| {
+            md.lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no row {prefix}:\n{md}"))
+                .to_string()
+        };
+        let lwf = row("| Tab. 1: LwF beats CLAP at zero-shot");
+        assert!(
+            lwf.contains("| 3 | +5.5 [") && lwf.ends_with("| held |"),
+            "{lwf}"
+        );
+        let modx = row("| Tab. 2: Mod-X (A → AV → AT) beats CLAP at zero-shot");
+        assert!(modx.ends_with("| not held (opposite) |"), "{modx}");
+        // Claims whose runs are missing (or have another score) are left out, not guessed.
+        assert!(!md.contains("Tab. 3"), "{md}");
+        assert!(claims_section(&[]).is_empty());
+    }
 }
