@@ -314,6 +314,18 @@ fn probe_value(stage: &accrue_eval::report::StageEvaluation, task: &str) -> Opti
         .map(|s| s.value)
 }
 
+/// Δ suite avg of a run: its suite average after the last stage − after task A (its first).
+fn suite_delta(art: &EvalArtifact) -> Option<f64> {
+    Some(suite_avg(art.stages.last()?)? - suite_avg(art.stages.first()?)?)
+}
+
+/// `x − y` for every seed both have, in seed order.
+fn paired_differences(x: &BTreeMap<u64, f64>, y: &BTreeMap<u64, f64>) -> Vec<f64> {
+    x.iter()
+        .filter_map(|(seed, v)| y.get(seed).map(|b| v - b))
+        .collect()
+}
+
 /// The fine-tuning run's label in a sequence (`A-AT`'s fine-tuning is CLAP).
 fn finetune_label(key: &str) -> &'static str {
     if key == "A-AT" {
@@ -346,14 +358,11 @@ fn suite_section(runs: &[(&'static str, String, u64, EvalArtifact)]) -> String {
         ) {
             continue;
         }
-        let (Some(first), Some(last)) = (art.stages.first(), art.stages.last()) else {
-            continue;
-        };
-        if let (Some(a), Some(z)) = (suite_avg(first), suite_avg(last)) {
+        if let Some(d) = suite_delta(art) {
             deltas
                 .entry((*key, method.clone()))
                 .or_default()
-                .insert(*seed, z - a);
+                .insert(*seed, d);
         }
     }
     if deltas.is_empty() {
@@ -377,14 +386,9 @@ fn suite_section(runs: &[(&'static str, String, u64, EvalArtifact)]) -> String {
             key
         };
         let ft = deltas.get(&(ft_key, finetune_label(ft_key).to_string()));
-        let paired: Option<accrue_eval::table::Interval> =
-            ft.filter(|_| method != finetune_label(key)).and_then(|ft| {
-                let diffs: Vec<f64> = per_seed
-                    .iter()
-                    .filter_map(|(seed, d)| ft.get(seed).map(|f| d - f))
-                    .collect();
-                t_interval95(&diffs)
-            });
+        let paired: Option<accrue_eval::table::Interval> = ft
+            .filter(|_| method != finetune_label(key))
+            .and_then(|ft| t_interval95(&paired_differences(per_seed, ft)));
         md += &format!(
             "| {key} | {method} | {} | {} | {} | {} | {} |\n",
             values.len(),
@@ -544,27 +548,14 @@ fn claims_section(runs: &[(&'static str, String, u64, EvalArtifact)]) -> String 
     let per_seed = |(key, label): (&str, &str), column: &Column| -> BTreeMap<u64, f64> {
         runs.iter()
             .filter(|(k, m, ..)| *k == key && m == label)
-            .filter_map(|(_, _, seed, a)| {
-                let s = a.score(
-                    None,
-                    column.protocol,
-                    &column.task,
-                    &column.metric,
-                    column.direction.as_deref(),
-                )?;
-                Some((*seed, s.value))
-            })
+            .filter_map(|(_, _, seed, a)| Some((*seed, column.value(a)?)))
             .collect()
     };
     let mut md = String::new();
     for claim in claims() {
         let x = per_seed(claim.run, &claim.column);
         let y = per_seed(claim.baseline, &claim.column);
-        let diffs: Vec<f64> = x
-            .iter()
-            .filter_map(|(seed, v)| y.get(seed).map(|b| v - b))
-            .collect();
-        let Some(i) = t_interval95(&diffs) else {
+        let Some(i) = t_interval95(&paired_differences(&x, &y)) else {
             continue;
         };
         if md.is_empty() {
@@ -753,12 +744,7 @@ pub fn write_report(
                     .and_then(|row| row.get(j).copied().flatten())
             })
             .collect();
-        let retention = art
-            .stages
-            .first()
-            .zip(art.stages.last())
-            .and_then(|(a, z)| Some(suite_avg(z)? - suite_avg(a)?));
-        if let (false, Some(ret)) = (gains.is_empty(), retention) {
+        if let (false, Some(ret)) = (gains.is_empty(), suite_delta(art)) {
             gain_retention
                 .entry((*key, method.clone()))
                 .or_default()

@@ -49,6 +49,18 @@ pub struct Column {
 }
 
 impl Column {
+    /// The column's score in one run (its stage, or the last one), when the run has it.
+    pub fn value(&self, run: &EvalArtifact) -> Option<f64> {
+        run.score(
+            self.stage.as_deref(),
+            self.protocol,
+            &self.task,
+            &self.metric,
+            self.direction.as_deref(),
+        )
+        .map(|s| s.value)
+    }
+
     /// A column reading the last stage.
     pub fn new(
         header: &str,
@@ -280,19 +292,7 @@ pub fn group_by_method(runs: &[EvalArtifact]) -> Vec<(String, Vec<&EvalArtifact>
 
 /// The cell statistics of one column for one group of runs.
 pub fn cell(column: &Column, runs: &[&EvalArtifact]) -> Option<MeanStd> {
-    let values: Vec<f64> = runs
-        .iter()
-        .filter_map(|r| {
-            r.score(
-                column.stage.as_deref(),
-                column.protocol,
-                &column.task,
-                &column.metric,
-                column.direction.as_deref(),
-            )
-        })
-        .map(|s| s.value)
-        .collect();
+    let values: Vec<f64> = runs.iter().filter_map(|r| column.value(r)).collect();
     mean_std(&values)
 }
 
