@@ -477,3 +477,58 @@ fn a_run_is_evaluated_with_the_front_end_it_was_trained_with() {
     .expect("evaluated with its own front end");
     assert_eq!(art.stages.len(), 1);
 }
+
+#[test]
+fn a_clip_is_embedded_as_on_its_own_whatever_its_batch_mates() {
+    use accrue_suite::suite::{embed_dataset, embed_files};
+    use burn::module::Module;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("clips")).expect("mkdir");
+    // Mixed lengths (under 1 s, 1 s, longer), one file listed twice.
+    let lengths = [32_000usize, 40_000, 20_000, 32_000, 40_000, 48_000];
+    let mut files = Vec::new();
+    let mut text = String::new();
+    for (i, &n) in lengths.iter().enumerate() {
+        let freq = 200.0 + 150.0 * i as f32;
+        let samples: Vec<f32> = (0..n)
+            .map(|k| 0.3 * (2.0 * std::f32::consts::PI * freq * k as f32 / 32_000.0).sin())
+            .collect();
+        let path = dir.path().join(format!("clips/m{i}.wav"));
+        common::write_wav(&path, &samples, 32_000);
+        text.push_str(&format!(
+            "{{\"audio\": \"clips/m{i}.wav\", \"id\": \"m{i}\"}}\n"
+        ));
+        files.push(path);
+    }
+    text.push_str("{\"audio\": \"clips/m1.wav\", \"id\": \"again\"}\n");
+    files.push(files[1].clone());
+    let manifest = dir.path().join("mixed.jsonl");
+    std::fs::write(&manifest, text).expect("manifest");
+    let ds = accrue_data::readers::manifest::read(&manifest, &Default::default()).expect("read");
+
+    let device = burn::tensor::Device::default();
+    let encoder = accrue::encoders::Preset::ResNet38Tiny
+        .config(Some(3))
+        .expect("preset")
+        .init(&device);
+    let student = accrue_continual::Student::new(encoder).valid();
+    let alone = embed_files(&student, &files, 32_000, &device).expect("one per pass");
+    let batched = embed_dataset(&student, &ds, 32_000, 4, &device).expect("batched");
+    assert_eq!(batched.embedding.rows(), files.len());
+    // Float sums inside the kernels may be ordered differently in a batch: 1e-5 relative.
+    for (what, a, b) in [
+        ("embedding", &alone.embedding, &batched.embedding),
+        ("logits", &alone.logits, &batched.logits),
+    ] {
+        for r in 0..a.rows() {
+            for (x, y) in a.row(r).iter().zip(b.row(r)) {
+                assert!(
+                    (x - y).abs() <= 1e-5 * (1.0 + x.abs()),
+                    "{what} of clip {r}: alone {x}, batched {y}"
+                );
+            }
+        }
+    }
+    // The repeated file gets the same row.
+    assert_eq!(batched.embedding.row(1), batched.embedding.row(6));
+}

@@ -1,7 +1,7 @@
 //! Running a model over a dataset once: embeddings, head outputs and logits, cached on disk
 //! per model file (the project's one array format) and in memory per evaluation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use accrue_continual::config::EncoderSpec;
@@ -87,8 +87,11 @@ fn cat(parts: Vec<Matrix>) -> Result<Matrix> {
     Ok(Matrix::new(data, rows, cols)?)
 }
 
-/// Runs `student` (eval mode) over every clip of `ds`, whole clips, `batch` at a time
-/// (zero-padded to the longest clip of the batch; use 1 for clips of different lengths).
+/// Runs `student` (eval mode) over every clip of `ds`, whole clips, row per clip in `ds`
+/// order. Each clip is processed as on its own: zero-padded only to [`MIN_EVAL_SAMPLES`] when
+/// shorter, never to a longer batch mate. Clips of one length share a forward pass of at most
+/// `batch` clips (a loader batch of mixed lengths is split by length), so `batch` changes
+/// speed, not embeddings (only the order of floating-point sums inside the kernels).
 ///
 /// # Errors
 /// Unreadable audio or shape errors.
@@ -99,22 +102,125 @@ pub fn embed_dataset(
     batch: usize,
     device: &Device,
 ) -> Result<Embedded> {
-    let mut cfg = LoaderConfig::eval(sample_rate, batch);
-    cfg.prefetch = 2;
-    let loader = Loader::new(ds.clone(), cfg)?;
-    let mut acc = Acc::default();
-    for b in loader.epoch(0) {
-        let b = b?;
-        let len = b.length.max(MIN_EVAL_SAMPLES);
-        let mut audio = vec![0.0f32; b.len() * len];
-        for (i, row) in b.audio.chunks(b.length.max(1)).enumerate() {
-            audio[i * len..i * len + row.len()].copy_from_slice(row);
+    let mut memo = ClipMemo::default();
+    memo.embed_missing(student, ds, sample_rate, batch, device)?;
+    memo.gather(ds)
+}
+
+/// Every clip one model has embedded so far during one evaluation, keyed by audio file: a clip
+/// that several parts of a suite share (the downstream suite re-uses the test clips) runs
+/// through the model once.
+#[derive(Default)]
+struct ClipMemo {
+    /// Embedded groups, in the order they were computed.
+    parts: Vec<Embedded>,
+    /// Audio file → (group, row).
+    index: HashMap<PathBuf, (usize, usize)>,
+}
+
+impl ClipMemo {
+    /// Embeds the clips of `ds` not embedded yet (each distinct file once).
+    fn embed_missing(
+        &mut self,
+        student: &Student,
+        ds: &Dataset,
+        sample_rate: u32,
+        batch: usize,
+        device: &Device,
+    ) -> Result<()> {
+        let mut seen = HashSet::new();
+        let missing: Vec<accrue_data::Example> = ds
+            .examples
+            .iter()
+            .filter(|e| !self.index.contains_key(&e.audio) && seen.insert(e.audio.clone()))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
         }
-        let wave = Tensor::<1>::from_floats(audio.as_slice(), device).reshape([b.len(), len]);
-        let out = student.encode(wave);
-        acc.push(student, out)?;
+        tracing::debug!(
+            dataset = %ds.name,
+            clips = ds.examples.len(),
+            new = missing.len(),
+            "embedding clips"
+        );
+        let sub = Dataset {
+            examples: missing,
+            ..ds.clone()
+        };
+        let mut cfg = LoaderConfig::eval(sample_rate, batch.max(1));
+        cfg.prefetch = 2;
+        let loader = Loader::new(sub.clone(), cfg)?;
+        for b in loader.epoch(0) {
+            let b = b?;
+            // Clips of one length, in batch order.
+            let mut by_len: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+            for (i, &len) in b.lengths.iter().enumerate() {
+                by_len.entry(len).or_default().push(i);
+            }
+            for (len, rows) in by_len {
+                let padded = len.max(MIN_EVAL_SAMPLES);
+                let mut audio = vec![0.0f32; rows.len() * padded];
+                for (j, &i) in rows.iter().enumerate() {
+                    let src = &b.audio[i * b.length..i * b.length + len];
+                    audio[j * padded..j * padded + len].copy_from_slice(src);
+                }
+                let wave = Tensor::<1>::from_floats(audio.as_slice(), device)
+                    .reshape([rows.len(), padded]);
+                let mut acc = Acc::default();
+                acc.push(student, student.encode(wave))?;
+                let group = self.parts.len();
+                self.parts.push(acc.finish()?);
+                for (j, &i) in rows.iter().enumerate() {
+                    let file = sub.examples[b.examples[i]].audio.clone();
+                    self.index.insert(file, (group, j));
+                }
+            }
+        }
+        Ok(())
     }
-    acc.finish()
+
+    /// Records the rows of an already embedded dataset (an on-disk cache entry).
+    fn insert(&mut self, ds: &Dataset, e: Embedded) {
+        let group = self.parts.len();
+        for (j, ex) in ds.examples.iter().enumerate() {
+            self.index.entry(ex.audio.clone()).or_insert((group, j));
+        }
+        self.parts.push(e);
+    }
+
+    /// The rows of `ds`'s clips, in `ds` order (every clip must have been embedded).
+    fn gather(&self, ds: &Dataset) -> Result<Embedded> {
+        let locs: Vec<(usize, usize)> =
+            ds.examples
+                .iter()
+                .map(|e| {
+                    self.index.get(&e.audio).copied().ok_or_else(|| {
+                        Error::Missing(format!("{}: not embedded", e.audio.display()))
+                    })
+                })
+                .collect::<Result<_>>()?;
+        let take = |pick: &dyn Fn(&Embedded) -> Option<&Matrix>| -> Result<Option<Matrix>> {
+            let Some(cols) = self.parts.iter().find_map(|p| pick(p).map(Matrix::cols)) else {
+                return Ok(None);
+            };
+            let mut data = Vec::with_capacity(locs.len() * cols);
+            for &(g, r) in &locs {
+                let m = pick(&self.parts[g]).ok_or_else(|| {
+                    Error::Other("embedded clips disagree on the model's heads".into())
+                })?;
+                data.extend_from_slice(m.row(r));
+            }
+            Ok(Some(Matrix::new(data, locs.len(), cols)?))
+        };
+        let empty = || Error::Other(format!("{}: no clips", ds.name));
+        Ok(Embedded {
+            embedding: take(&|p| Some(&p.embedding))?.ok_or_else(empty)?,
+            av: take(&|p| p.av.as_ref())?,
+            at: take(&|p| p.at.as_ref())?,
+            logits: take(&|p| Some(&p.logits))?.ok_or_else(empty)?,
+        })
+    }
 }
 
 /// Loads a stage model (encoder-only or student safetensors, or a PANNs PyTorch checkpoint)
@@ -363,6 +469,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) device: Device,
     sample_rate: u32,
     embedded: BTreeMap<String, (Dataset, Embedded)>,
+    /// Every clip embedded so far, shared by the parts (each distinct file runs once).
+    clips: ClipMemo,
     tables: BTreeMap<PathBuf, SupervisionTable>,
     /// The suite's head rule and the latest contrastive task the model was trained on.
     heads: (super::schema::HeadChoice, Option<TaskKind>),
@@ -382,6 +490,7 @@ impl<'a> Ctx<'a> {
             device,
             sample_rate,
             embedded: BTreeMap::new(),
+            clips: ClipMemo::default(),
             tables: BTreeMap::new(),
             heads: (super::schema::HeadChoice::Own, None),
         }
@@ -446,10 +555,19 @@ impl<'a> Ctx<'a> {
             };
             let cached = file.as_deref().and_then(read_embedded);
             let e = match cached {
-                Some(e) if e.embedding.rows() == ds.examples.len() => e,
+                Some(e) if e.embedding.rows() == ds.examples.len() => {
+                    self.clips.insert(&ds, e);
+                    self.clips.gather(&ds)?
+                }
                 _ => {
-                    let e =
-                        embed_dataset(self.student, &ds, self.sample_rate, batch, &self.device)?;
+                    self.clips.embed_missing(
+                        self.student,
+                        &ds,
+                        self.sample_rate,
+                        batch,
+                        &self.device,
+                    )?;
+                    let e = self.clips.gather(&ds)?;
                     if let Some(f) = &file {
                         write_embedded(f, &e)?;
                     }

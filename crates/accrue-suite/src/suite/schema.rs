@@ -20,9 +20,9 @@ pub struct Part {
     /// Keep only this split (`train`, `valid`, `test` or a dataset's own name for them).
     #[serde(default)]
     pub split: Option<String>,
-    /// Clips per forward pass. A batch is zero-padded to its longest clip, which changes the
-    /// pooled embedding of shorter clips: keep 1 (the default, exact) unless every clip has
-    /// the same length.
+    /// Clips per forward pass. Only clips of one length share a pass (each clip is processed
+    /// as on its own, zero-padded only to 1 s), so this changes speed, not embeddings; a clip
+    /// that several parts of a suite share is embedded once per model.
     #[serde(default = "one")]
     pub batch_size: usize,
 }
@@ -50,7 +50,7 @@ impl Part {
         }
     }
 
-    /// The same clips embedded `n` at a time (all clips must have one length).
+    /// The same clips embedded up to `n` at a time (clips of one length share a pass).
     pub fn batched(mut self, n: usize) -> Self {
         self.batch_size = n;
         self
