@@ -123,6 +123,39 @@ fn bad_inputs_fail_cleanly_naming_the_culprit_and_damage_nothing() {
         b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":",
     )
     .expect("w");
+    // A table of 4-wide image embeddings for heads that output `DIM`.
+    let entries: Vec<String> = (0..common::CLIPS + 4)
+        .flat_map(|i| [format!("img{i}a"), format!("img{i}b")])
+        .map(|k| format!("\"{k}\": [0.5, 0.5, 0.5, 0.5]"))
+        .collect();
+    std::fs::write(
+        d.join("narrow-table.json"),
+        format!("{{\"dim\": 4, \"entries\": {{{}}}}}", entries.join(", ")),
+    )
+    .expect("w");
+    std::fs::write(
+        d.join("probe.toml"),
+        "[[probe]]\nname = \"Synth\"\ntrain = { manifest = \"train.jsonl\" }\n\
+         valid = { manifest = \"valid.jsonl\" }\ntest = { manifest = \"valid.jsonl\" }\n\
+         max_epochs = 2\n",
+    )
+    .expect("w");
+    // Damaged copies of the finished run: its experiment copy unreadable; every checkpoint
+    // unreadable (the resume has nothing to fall back to).
+    let bad_exp = d.join("run-bad-experiment");
+    copy_dir(&d.join("out-good.toml"), &bad_exp);
+    std::fs::write(bad_exp.join("experiment.toml"), "name = [[[ not toml").expect("w");
+    let bad_ck = experiment(d, "ck2.toml", "{ kind = \"finetune\" }", |t| t);
+    copy_dir(&d.join("out-good.toml"), &d.join("out-ck2.toml"));
+    for ck in std::fs::read_dir(d.join("out-ck2.toml/checkpoints"))
+        .expect("checkpoints")
+        .flatten()
+        .filter(|e| e.path().is_dir())
+    {
+        for f in std::fs::read_dir(ck.path()).expect("checkpoint").flatten() {
+            std::fs::write(f.path(), b"garbage").expect("w");
+        }
+    }
 
     let train = |file: &str| s(&["train", file]);
     let cases =
@@ -219,6 +252,26 @@ fn bad_inputs_fail_cleanly_naming_the_culprit_and_damage_nothing() {
             expect: s(&["huge-table.json", "img0a"]),
         },
         Case {
+            name: "supervision table narrower than the head",
+            args: train(
+                &experiment(d, "narrow.toml", "{ kind = \"lwf\" }", |t| {
+                    t.replace("clip_image.json", "narrow-table.json")
+                })
+                .to_string_lossy(),
+            ),
+            expect: s(&["narrow-table.json", "width 4"]),
+        },
+        Case {
+            name: "eval of a run folder whose experiment copy is corrupt",
+            args: s(&["eval", "run-bad-experiment", "--suite", "probe.toml"]),
+            expect: s(&["experiment.toml", "line 1"]),
+        },
+        Case {
+            name: "resume with every checkpoint corrupt",
+            args: s(&["train", &bad_ck.to_string_lossy(), "--resume"]),
+            expect: s(&["no usable checkpoint", "ckpt-"]),
+        },
+        Case {
             name: "label outside the class list",
             args: train(
                 &write_experiment(
@@ -276,6 +329,14 @@ fn bad_inputs_fail_cleanly_naming_the_culprit_and_damage_nothing() {
     let mut failures = Vec::new();
     for case in &cases {
         let (code, text) = accrue(d, &case.args);
+        // What the user reads (shown with `--nocapture`, for auditing the messages).
+        let error: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("Error"))
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && *l != "Caused by:")
+            .collect();
+        println!("{}: exit {code}: {}", case.name, error.join(" | "));
         let missing: Vec<&String> = case.expect.iter().filter(|e| !text.contains(*e)).collect();
         if code != 1 || text.contains("panicked") || !missing.is_empty() {
             failures.push(format!(
@@ -290,4 +351,32 @@ fn bad_inputs_fail_cleanly_naming_the_culprit_and_damage_nothing() {
         snapshot(&d.join("out-good.toml")) == run_before,
         "a failed command changed the previous run's folder"
     );
+
+    // Resuming the finished run with a changed experiment (another batch size) is said, not
+    // silent: the resumed run is not the run it started as.
+    let changed = std::fs::read_to_string(&good)
+        .expect("read")
+        .replace("batch_size = 4", "batch_size = 2");
+    assert!(changed.contains("batch_size = 2"));
+    std::fs::write(d.join("good-bs.toml"), changed).expect("w");
+    let (code, text) = accrue(d, &s(&["train", "good-bs.toml", "--resume"]));
+    assert_eq!(code, 0, "resuming a finished run succeeds:\n{text}");
+    assert!(
+        text.contains("differs from the one this run started with"),
+        "a changed batch size on resume is not mentioned:\n{text}"
+    );
+}
+
+/// Copies a folder tree.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir").flatten() {
+        let p = e.path();
+        let dst = to.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &dst);
+        } else {
+            std::fs::copy(&p, &dst).expect("copy");
+        }
+    }
 }
