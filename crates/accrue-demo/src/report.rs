@@ -18,8 +18,12 @@ use serde::{Deserialize, Serialize};
 use super::evaluate::{StageScores, tasks};
 use super::grid::{Job, Method, Sequence};
 use super::{DemoOptions, Settings, Timings};
+
 use accrue_suite::suite::{ScoreRef, stage_matrix};
 use accrue_suite::{Error, Result};
+
+/// Seeds of the documented run (docs/results.md); a report on fewer says so.
+pub const DOCUMENTED_SEEDS: usize = 10;
 
 /// What `accrue demo` printed and wrote.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -809,6 +813,16 @@ pub fn write_report(
         settings.lambda,
         opts.backend
     );
+    if opts.seeds.len() < DOCUMENTED_SEEDS {
+        md += &format!(
+            "**{} seed(s)**: fewer than the {DOCUMENTED_SEEDS} of the documented run \
+             (docs/results.md, `--seeds {DOCUMENTED_SEEDS}`). The 95 % intervals below are wide at \
+             this n (Student t with n − 1 degrees of freedom), so an *inconclusive* here is no \
+             evidence either way; read the positive control and the claims from ≥ \
+             {DOCUMENTED_SEEDS} seeds.\n\n",
+            opts.seeds.len()
+        );
+    }
     md += &render_markdown(&table1(), &t1);
     md += "\n";
     md += &render_markdown(&table2(), &t2);
