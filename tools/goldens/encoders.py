@@ -190,17 +190,18 @@ def head(owner, x, p_final):
     x = F.dropout(x, p=p_final, training=owner.training)
     x = F.relu_(owner.fc1(x))
     embedding = F.dropout(x, p=p_final, training=owner.training)
-    clipwise = torch.sigmoid(owner.fc_audioset(x))
-    return {"embedding": embedding, "clipwise_output": clipwise}
+    logits = owner.fc_audioset(x)
+    return {"embedding": embedding, "clipwise_output": torch.sigmoid(logits), "logits": logits}
 
 
 class ResNet38(nn.Module):
-    def __init__(self, fe, widths=(64, 128, 256, 512), after=2048, classes=527, p_stage=0.2, p_block=0.1, p_final=0.5):
+    def __init__(self, fe, widths=(64, 128, 256, 512), after=2048, classes=527, p_stage=0.2, p_block=0.1, p_final=0.5,
+                 layers=(3, 4, 6, 3)):
         super().__init__()
         add_front_end(self, fe)
         self.p_stage, self.p_final = p_stage, p_final
         self.conv_block1 = ConvBlock(1, widths[0])
-        self.resnet = ResNetBody(widths, [3, 4, 6, 3], p_block)
+        self.resnet = ResNetBody(widths, list(layers), p_block)
         self.conv_block_after1 = ConvBlock(widths[3], after)
         self.fc1 = nn.Linear(after, after, bias=True)
         self.fc_audioset = nn.Linear(after, classes, bias=True)

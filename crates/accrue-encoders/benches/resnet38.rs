@@ -1,5 +1,8 @@
 //! ResNet-38 (full size, PANNs preset) on the default CPU backend: eval forward and one
 //! training step (forward + BCE loss + backward + Adam) on a batch of 10-s clips at 32 kHz.
+//! `ACCRUE_BENCH_PRESET=resnet38-tiny ACCRUE_BENCH_LOSS=ce` times the main job's encoder with
+//! task A's loss instead (`benches/common`). `scripts/bench_ratio.sh` runs this bench and the
+//! PyTorch side interleaved and prints the ratios.
 //!
 //! The workload is batch 8; on a small machine set a smaller one:
 //!     ACCRUE_BENCH_BATCH=2 cargo bench -p accrue-encoders --bench resnet38
@@ -40,7 +43,8 @@ fn backend() -> Device {
 
 fn bench(c: &mut Criterion) {
     let (b, seconds) = common::batch_and_seconds();
-    let mut group = c.benchmark_group(format!("resnet38_b{b}x{seconds}s"));
+    let loss = if common::cross_entropy() { "ce" } else { "bce" };
+    let mut group = c.benchmark_group(format!("{}_{loss}_b{b}x{seconds}s", common::preset_name()));
     group.sample_size(10);
     let device = common::with_dtype(backend());
     let mut forward = common::forward_eval(&device, b, seconds);

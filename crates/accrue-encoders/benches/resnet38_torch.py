@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch reference timing for `benches/resnet38.rs`: full-size PANNs ResNet-38, eval forward
 and one training step (BCE + backward + Adam) on a batch of 10-s clips at 32 kHz, CPU.
+`--preset resnet38-tiny --loss ce` times the main job's encoder with task A's loss (16 classes),
+as `ACCRUE_BENCH_PRESET=resnet38-tiny ACCRUE_BENCH_LOSS=ce` does on the Rust side;
+`scripts/bench_ratio.sh` runs both interleaved.
 
 Uses the reference model of `tools/goldens/encoders.py` (torch==2.9.0, torchlibrosa==0.1.0).
 Run from the repository root with the same thread count as the Rust bench:
@@ -49,6 +52,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32")
+    ap.add_argument("--preset", choices=["resnet38", "resnet38-tiny"], default="resnet38")
+    ap.add_argument("--loss", choices=["bce", "ce"], default="bce")
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -65,9 +70,17 @@ def main():
         if args.precision == "bf16"
         else contextlib.nullcontext
     )
-    model = ResNet38(PANNS_FE).to(dev)
+    if args.preset == "resnet38":
+        model = ResNet38(PANNS_FE).to(dev)
+    else:  # ResNet38Config::tiny() with the main job's 16 classes
+        model = ResNet38(PANNS_FE, widths=(8, 16, 32, 64), after=64, classes=16,
+                         layers=(1, 1, 1, 1)).to(dev)
+    classes = model.fc_audioset.out_features
     wave = (torch.rand(args.batch, args.seconds * 32000) - 0.5).to(dev)
-    target = (torch.rand(args.batch, 527) > 0.5).float().to(dev)
+    if args.loss == "bce":
+        target = (torch.rand(args.batch, classes) > 0.5).float().to(dev)
+    else:
+        target = torch.randint(0, classes, (args.batch,)).to(dev)
 
     model.eval()
 
@@ -82,15 +95,18 @@ def main():
     def step():
         opt.zero_grad()
         with autocast():
-            p = model(wave)["clipwise_output"]
-        loss = F.binary_cross_entropy(p.float(), target)
+            out = model(wave)
+        if args.loss == "bce":
+            loss = F.binary_cross_entropy(out["clipwise_output"].float(), target)
+        else:
+            loss = F.cross_entropy(out["logits"].float(), target)
         loss.backward()
         opt.step()
 
     train = timeit(step, args.reps, sync)
     where = torch.cuda.get_device_name(dev) if cuda else f"threads {args.threads}"
     print(
-        f"torch {torch.__version__}, {where}, {args.precision}, "
+        f"torch {torch.__version__}, {where}, {args.precision}, {args.preset}, {args.loss}, "
         f"batch {args.batch} x {args.seconds} s"
     )
     print(f"forward_eval    median {fwd:.4f} s")
@@ -102,6 +118,8 @@ def main():
                     "torch": torch.__version__,
                     "device": where,
                     "precision": args.precision,
+                    "preset": args.preset,
+                    "loss": args.loss,
                     "batch": args.batch,
                     "seconds": args.seconds,
                     "forward_eval": fwd,
