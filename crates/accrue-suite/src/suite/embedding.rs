@@ -159,18 +159,20 @@ impl ClipMemo {
                 by_len.entry(len).or_default().push(i);
             }
             for (len, rows) in by_len {
-                let padded = len.max(MIN_EVAL_SAMPLES);
-                let mut audio = vec![0.0f32; rows.len() * padded];
-                for (j, &i) in rows.iter().enumerate() {
-                    let src = &b.audio[i * b.length..i * b.length + len];
-                    audio[j * padded..j * padded + len].copy_from_slice(src);
-                }
-                let wave = Tensor::<1>::from_floats(audio.as_slice(), device)
-                    .reshape([rows.len(), padded]);
-                let mut acc = Acc::default();
-                acc.push(student, student.encode(wave))?;
+                // The group's clips unpadded, row-major; `embed_waveforms` pads each to 1 s.
+                let audio: Vec<f32> = rows
+                    .iter()
+                    .flat_map(|&i| &b.audio[i * b.length..i * b.length + len])
+                    .copied()
+                    .collect();
                 let group = self.parts.len();
-                self.parts.push(acc.finish()?);
+                self.parts.push(embed_waveforms(
+                    student,
+                    &audio,
+                    rows.len(),
+                    rows.len(),
+                    device,
+                )?);
                 for (j, &i) in rows.iter().enumerate() {
                     let file = sub.examples[b.examples[i]].audio.clone();
                     self.index.insert(file, (group, j));
