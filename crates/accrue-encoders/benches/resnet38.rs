@@ -44,7 +44,10 @@ fn backend() -> Device {
 fn bench(c: &mut Criterion) {
     let (b, seconds) = common::batch_and_seconds();
     let loss = if common::cross_entropy() { "ce" } else { "bce" };
-    let mut group = c.benchmark_group(format!("{}_{loss}_b{b}x{seconds}s", common::preset_name()));
+    let mut group = c.benchmark_group(format!(
+        "{}_{loss}_b{b}x{seconds}s",
+        common::preset().name()
+    ));
     group.sample_size(10);
     let device = common::with_dtype(backend());
     let mut forward = common::forward_eval(&device, b, seconds);

@@ -54,23 +54,23 @@ pub fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// The encoder of `ACCRUE_BENCH_PRESET`.
+/// The preset of `ACCRUE_BENCH_PRESET`.
 ///
 /// # Panics
 /// A preset other than the two ResNet-38 ones.
-pub fn config() -> ResNet38Config {
+pub fn preset() -> Preset {
     match std::env::var("ACCRUE_BENCH_PRESET").as_deref() {
-        Ok("resnet38") | Err(_) => ResNet38Config::panns(),
-        Ok("resnet38-tiny") => ResNet38Config::tiny().with_num_classes(CE_CLASSES),
+        Ok("resnet38") | Err(_) => Preset::ResNet38,
+        Ok("resnet38-tiny") => Preset::ResNet38Tiny,
         Ok(other) => panic!("ACCRUE_BENCH_PRESET={other}: resnet38 or resnet38-tiny"),
     }
 }
 
-/// The preset's name (for labels).
-pub fn preset_name() -> &'static str {
-    match std::env::var("ACCRUE_BENCH_PRESET").as_deref() {
-        Ok("resnet38-tiny") => Preset::ResNet38Tiny.name(),
-        _ => Preset::ResNet38.name(),
+/// The encoder of [`preset`] (the tiny one with [`CE_CLASSES`] classes).
+pub fn config() -> ResNet38Config {
+    match preset() {
+        Preset::ResNet38Tiny => ResNet38Config::tiny().with_num_classes(CE_CLASSES),
+        _ => ResNet38Config::panns(),
     }
 }
 
