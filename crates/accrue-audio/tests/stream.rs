@@ -1,5 +1,6 @@
 //! Long audio in bounded memory: a streamed decode, a streamed resampler and a block-wise
-//! log-mel each give exactly (bit for bit) what the whole-signal functions give.
+//! log-mel each give what the whole-signal functions give: the decode and the resampler bit for
+//! bit, the log-mel up to f32 rounding (its mel GEMM sums in an order that depends on the block).
 
 mod common;
 
@@ -135,9 +136,13 @@ fn block_wise_logmel_is_the_whole_logmel() {
                 .zip(&whole)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0f32, f32::max);
+            // Equal up to f32 rounding: the mel projection is one GEMM per block, and with
+            // the AVX-512 kernels compiled in (`gemm/x86-v4`) the GEMM's blocking, hence its
+            // summation order, depends on the number of rows. Measured: ≤ 2e-6 dB.
+            let scale = whole.iter().fold(1.0f32, |a, v| a.max(v.abs()));
             assert!(
-                got.len() == whole.len() && max == 0.0,
-                "len {len}, pushes of {push}, blocks of {block}: max |diff| {max}"
+                got.len() == whole.len() && max <= 1e-6 * scale,
+                "len {len}, pushes of {push}, blocks of {block}: max |diff| {max} (scale {scale})"
             );
             assert!(
                 blocks

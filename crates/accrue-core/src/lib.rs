@@ -10,6 +10,7 @@
 //! | [`arrays`] | named `f32` arrays on disk (safetensors), the one format of every cache |
 //! | [`load`] | the strict-load report (missing / unexpected / mis-shaped tensors) |
 //! | `nn` | PyTorch-faithful `BatchNorm` (feature `burn`) |
+//! | `kernels` | fast `flex` convolution and batch norm, forward and gradients, as Burn backend extensions (feature `burn`) |
 //!
 //! Invariant: this crate depends on no other accrue crate, and without the `burn` feature on
 //! no tensor library, so the data layer can use it and stay tensor-free.
@@ -18,6 +19,8 @@
 pub mod arrays;
 pub mod atomic;
 pub mod hash;
+#[cfg(feature = "burn")]
+pub mod kernels;
 pub mod load;
 #[cfg(feature = "burn")]
 pub mod nn;

@@ -85,36 +85,52 @@ impl BatchNorm {
                 .filter(|(i, _)| *i != 1)
                 .map(|(_, d)| d)
                 .product();
-            let out = burn::tensor::module::batch_norm_train(
-                input,
-                self.gamma.val(),
-                self.beta.val(),
+            let (output, mean, variance) = crate::kernels::batch_norm_train(
+                &input,
+                &self.gamma.val(),
+                &self.beta.val(),
                 self.epsilon,
-            );
-            let device = out.output.device();
+            )
+            .unwrap_or_else(|| {
+                let out = burn::tensor::module::batch_norm_train(
+                    input,
+                    self.gamma.val(),
+                    self.beta.val(),
+                    self.epsilon,
+                );
+                (out.output, out.mean, out.variance)
+            });
+            let device = output.device();
             let unbias = if n > 1 {
                 n as f64 / (n as f64 - 1.0)
             } else {
                 1.0
             };
             let m = self.momentum;
-            let mean = self.running_mean.value_sync().to_device(&device);
-            let var = self.running_var.value_sync().to_device(&device);
-            let mean = mean.mul_scalar(1.0 - m) + out.mean.detach().mul_scalar(m);
-            let var = var.mul_scalar(1.0 - m) + out.variance.detach().mul_scalar(m * unbias);
+            let running_mean = self.running_mean.value_sync().to_device(&device);
+            let running_var = self.running_var.value_sync().to_device(&device);
+            let mean = running_mean.mul_scalar(1.0 - m) + mean.detach().mul_scalar(m);
+            let var = running_var.mul_scalar(1.0 - m) + variance.detach().mul_scalar(m * unbias);
             self.running_mean.update(mean.detach());
             self.running_var.update(var.detach());
-            out.output
+            output
         } else {
+            // Folded into one scale and shift per channel: two passes over the input instead
+            // of the four of `(x − μ)/√(σ² + ε)·γ + β`.
             let device = input.device();
-            burn::tensor::module::batch_norm(
-                input,
-                self.gamma.val(),
-                self.beta.val(),
-                self.running_mean.value().to_device(&device),
-                self.running_var.value().to_device(&device),
-                self.epsilon,
-            )
+            let inv_std = self
+                .running_var
+                .value()
+                .to_device(&device)
+                .add_scalar(self.epsilon)
+                .sqrt()
+                .recip();
+            let scale = self.gamma.val() * inv_std;
+            let shift =
+                self.beta.val() - self.running_mean.value().to_device(&device) * scale.clone();
+            let mut per_channel = [1usize; D];
+            per_channel[1] = scale.dims()[0];
+            input * scale.reshape(per_channel) + shift.reshape(per_channel)
         }
     }
 }

@@ -18,6 +18,7 @@ use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use accrue_core::kernels::conv2d;
 pub use accrue_core::nn::{BatchNorm, BatchNormConfig};
 
 /// A bias-free `k×k` convolution with "same" padding and Xavier-uniform weights (PANNs
@@ -121,9 +122,9 @@ impl ConvBlock {
     /// - input: `[B, cin, T, F]`
     /// - output: `[B, cout, T', F']` after `pool`
     pub fn forward(&self, x: Tensor<4>, pool: Pool) -> Tensor<4> {
-        let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let mut x = relu(self.bn1.forward(conv2d(&self.conv1, x)));
         if let (Some(conv2), Some(bn2)) = (&self.conv2, &self.bn2) {
-            x = relu(bn2.forward(conv2.forward(x)));
+            x = relu(bn2.forward(conv2d(conv2, x)));
         }
         pool.forward(x)
     }

@@ -14,6 +14,7 @@
 //! [`ResNet38::pytorch_key_remaps`].
 
 use accrue_audio::frontend::{FrontEnd, FrontEndConfig, panns_key_remaps};
+use accrue_core::kernels::conv2d;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -165,7 +166,7 @@ impl Downsample {
         } else {
             x
         };
-        self.bn.forward(self.conv.forward(x))
+        self.bn.forward(conv2d(&self.conv, x))
     }
 }
 
@@ -218,9 +219,9 @@ impl BasicBlock {
         } else {
             x
         };
-        let out = relu(self.bn1.forward(self.conv1.forward(out)));
+        let out = relu(self.bn1.forward(conv2d(&self.conv1, out)));
         let out = crate::dropout::dropout(&self.dropout, out);
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = self.bn2.forward(conv2d(&self.conv2, out));
         let identity = match &self.downsample {
             Some(d) => d.forward(identity),
             None => identity,
