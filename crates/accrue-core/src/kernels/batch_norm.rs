@@ -28,7 +28,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, DType, Flex, backend_extension};
 use burn::tensor::Tensor;
 
-use super::{SendPtr, contiguous, flex_tensor, on_flex_f32, slice_f32, uninit_vec};
+use super::{SendPtr, flex_tensor, on_flex_f32, slice_f32};
 
 /// Batch norm with the batch's own statistics, as a Burn backend extension. `x` is
 /// `[N, C, …]`; `gamma`, `beta` are `[C]`; `stats` is `[2, C]` (mean, biased variance) from
@@ -171,31 +171,39 @@ pub fn batch_norm_train<const D: usize>(
 
 /// `(N, C, S)`: batch, channels, elements per channel and batch item.
 fn blocks(x: &FlexTensor) -> (usize, usize, usize) {
-    let dims = x.layout().shape().to_vec();
-    let n = dims[0];
-    let c = dims[1];
-    let s = dims[2..].iter().product();
-    (n, c, s)
+    let dims = x.layout().shape();
+    (dims[0], dims[1], dims[2..].iter().product())
 }
 
-/// Sum of a block in sixteen `f32` lanes (vectorised), then in `f64`.
-fn lane_sum(block: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+/// `1/√(σ² + ε)`.
+fn inv_std(variance: f32, epsilon: f64) -> f64 {
+    1.0 / (f64::from(variance) + epsilon).sqrt()
+}
+
+/// `Σ f(aᵢ, bᵢ)` over two blocks of one length, in sixteen `f32` lanes (vectorised), then in
+/// `f64`.
+fn lane_sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     let mut lanes = [0.0f32; 16];
-    let chunks = block.chunks_exact(16);
-    let rest = chunks.remainder();
-    for chunk in chunks {
-        for (l, v) in lanes.iter_mut().zip(chunk) {
-            *l += f(*v);
+    let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (av, bv) in ac.zip(bc) {
+        for ((l, x), y) in lanes.iter_mut().zip(av).zip(bv) {
+            *l += f(*x, *y);
         }
     }
-    let tail: f64 = rest.iter().map(|v| f64::from(f(*v))).sum();
+    let tail: f64 = ar.iter().zip(br).map(|(x, y)| f64::from(f(*x, *y))).sum();
     lanes.iter().map(|&l| f64::from(l)).sum::<f64>() + tail
+}
+
+/// `Σ f(vᵢ)` over a block, as [`lane_sum2`] does.
+fn lane_sum(block: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    lane_sum2(block, block, |v, _| f(v))
 }
 
 /// `[2, C]`: per-channel mean and biased variance.
 pub fn stats(x: &FlexTensor) -> FlexTensor {
     use rayon::prelude::*;
-    let x = contiguous(x);
+    let x = x.to_contiguous();
     let xs = slice_f32(&x);
     let (n, c, s) = blocks(&x);
     let m = (n * s).max(1) as f64;
@@ -232,14 +240,15 @@ pub fn forward(
     epsilon: f64,
 ) -> FlexTensor {
     use rayon::prelude::*;
-    let owned = [x, gamma, beta, stats].map(contiguous);
+    let owned = [x, gamma, beta, stats].map(FlexTensor::to_contiguous);
     let [xs, gs, bs, st] = owned.each_ref().map(slice_f32);
     let x = &owned[0];
     let (n, c, s) = blocks(x);
-    let mut out = uninit_vec(n * c * s);
+    // Written whole below before `set_len`.
+    let mut out = Vec::with_capacity(n * c * s);
     let dst = SendPtr(out.as_mut_ptr());
     (0..c).into_par_iter().for_each(|ch| {
-        let inv_std = 1.0 / (f64::from(st[c + ch]) + epsilon).sqrt();
+        let inv_std = inv_std(st[c + ch], epsilon);
         let a = (f64::from(gs[ch]) * inv_std) as f32;
         let b = (f64::from(bs[ch]) - f64::from(st[ch]) * f64::from(gs[ch]) * inv_std) as f32;
         for bi in 0..n {
@@ -268,40 +277,25 @@ pub fn backward(
     want_dx: bool,
 ) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
     use rayon::prelude::*;
-    let owned = [x, dy, gamma, stats].map(contiguous);
+    let owned = [x, dy, gamma, stats].map(FlexTensor::to_contiguous);
     let [xs, dys, gs, st] = owned.each_ref().map(slice_f32);
     let x = &owned[0];
     let (n, c, s) = blocks(x);
     let m = (n * s).max(1) as f64;
-    let mut dx = if want_dx {
-        uninit_vec(n * c * s)
-    } else {
-        Vec::new()
-    };
+    // Written whole below before `set_len`.
+    let mut dx = Vec::with_capacity(if want_dx { n * c * s } else { 0 });
     let dst = SendPtr(dx.as_mut_ptr());
     let sums: Vec<(f32, f32)> = (0..c)
         .into_par_iter()
         .map(|ch| {
             let mean = st[ch];
-            let inv_std = (1.0 / (f64::from(st[c + ch]) + epsilon).sqrt()) as f32;
+            let inv_std = inv_std(st[c + ch], epsilon) as f32;
             let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
             for bi in 0..n {
                 let off = (bi * c + ch) * s;
                 let (xb, db) = (&xs[off..off + s], &dys[off..off + s]);
                 sum_dy += lane_sum(db, |v| v);
-                let mut lanes = [0.0f32; 16];
-                let (xc, dc) = (xb.chunks_exact(16), db.chunks_exact(16));
-                let (xr, dr) = (xc.remainder(), dc.remainder());
-                for (xv, dv) in xc.zip(dc) {
-                    for ((l, xi), di) in lanes.iter_mut().zip(xv).zip(dv) {
-                        *l += di * ((xi - mean) * inv_std);
-                    }
-                }
-                sum_dy_xhat += lanes.iter().map(|&l| f64::from(l)).sum::<f64>()
-                    + xr.iter()
-                        .zip(dr)
-                        .map(|(xi, di)| f64::from(di * ((xi - mean) * inv_std)))
-                        .sum::<f64>();
+                sum_dy_xhat += lane_sum2(xb, db, |xi, di| di * ((xi - mean) * inv_std));
             }
             if want_dx {
                 let scale = gs[ch] * inv_std;

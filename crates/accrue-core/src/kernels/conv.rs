@@ -38,7 +38,7 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::Tensor;
 
-use super::{SendPtr, contiguous, flex_tensor, on_flex_f32, slice_f32, zeroed};
+use super::{SendPtr, flex_tensor, on_flex_f32, slice_f32, zeroed};
 
 /// The convolution as a Burn backend extension: `x [N, C, H, W]`, `weight [O, C, kh, kw]` →
 /// `[N, O, OH, OW]`, no bias, no groups, no dilation, `padding` on both sides of each axis.
@@ -230,16 +230,29 @@ impl Geometry {
         (TILE_ELEMS / (self.k() * self.ow).max(1)).clamp(1, self.oh.max(1))
     }
 
+    /// The output-row tiles `(row_start, row_end)` of one plane.
+    fn row_tiles(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let rows = self.rows_per_tile();
+        (0..self.oh)
+            .step_by(rows)
+            .map(move |r0| (r0, (r0 + rows).min(self.oh)))
+    }
+
     /// The tiles `(b, row_start, row_end)` of every batch item.
     fn tiles(&self) -> Vec<(usize, usize, usize)> {
-        let rows = self.rows_per_tile();
         (0..self.n)
-            .flat_map(|b| {
-                (0..self.oh)
-                    .step_by(rows)
-                    .map(move |r0| (b, r0, (r0 + rows).min(self.oh)))
-            })
+            .flat_map(|b| self.row_tiles().map(move |(r0, r1)| (b, r0, r1)))
             .collect()
+    }
+
+    /// Elements of one batch item's input (`C·H·W`).
+    fn in_item(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    /// Elements of one batch item's output (`O·OH·OW`).
+    fn out_item(&self) -> usize {
+        self.o * self.p()
     }
 
     /// The output columns `ow` whose input column `ow·sw + kj − pw` lies inside `[0, W)`.
@@ -405,11 +418,11 @@ pub fn forward(
     padding: [usize; 2],
 ) -> FlexTensor {
     use rayon::prelude::*;
-    let (x, w) = (contiguous(x), contiguous(w));
+    let (x, w) = (x.to_contiguous(), w.to_contiguous());
     let g = Geometry::new(x.layout().shape(), w.layout().shape(), stride, padding);
     let (xs, ws) = (slice_f32(&x), slice_f32(&w));
     let (k, p) = (g.k(), g.p());
-    let mut out = vec![0.0f32; g.n * g.o * p];
+    let mut out = vec![0.0f32; g.n * g.out_item()];
     let out_ptr = SendPtr(out.as_mut_ptr());
     let tiles = g.tiles();
     let by_item = split_items(tiles.len());
@@ -420,7 +433,7 @@ pub fn forward(
     };
     let run = |col: &mut Vec<f32>, &(b, r0, r1): &(usize, usize, usize)| {
         let t = (r1 - r0) * g.ow;
-        let x_b = &xs[b * g.c * g.h * g.w..(b + 1) * g.c * g.h * g.w];
+        let x_b = &xs[b * g.in_item()..(b + 1) * g.in_item()];
         let rhs = if g.pointwise() {
             Mat {
                 ptr: x_b[r0 * g.ow..].as_ptr(),
@@ -439,7 +452,7 @@ pub fn forward(
         // SAFETY: `out` holds N·O·P floats; this tile writes rows 0..O of batch item b at
         // columns r0·OW..r1·OW, which no other tile touches.
         unsafe {
-            let dst = out_ptr.get().add(b * g.o * p + r0 * g.ow);
+            let dst = out_ptr.get().add(b * g.out_item() + r0 * g.ow);
             matmul(g.o, t, k, dst, p as isize, lhs, rhs, false, !by_item);
         }
     };
@@ -462,10 +475,10 @@ pub fn input_grad(
 ) -> FlexTensor {
     use rayon::prelude::*;
     let xd = x.layout().shape().to_vec();
-    let (w, dy) = (contiguous(w), contiguous(dy));
+    let (w, dy) = (w.to_contiguous(), dy.to_contiguous());
     let g = Geometry::new(x.layout().shape(), w.layout().shape(), stride, padding);
     let (ws, dys) = (slice_f32(&w), slice_f32(&dy));
-    let (k, p, plane) = (g.k(), g.p(), g.c * g.h * g.w);
+    let (k, p, plane) = (g.k(), g.p(), g.in_item());
     let mut dx = zeroed(g.n * plane);
     let by_item = split_items(g.n);
     // Wᵀ: element (k, o) of the [K, O] matrix is W[o, k].
@@ -474,11 +487,10 @@ pub fn input_grad(
         rs: 1,
         cs: k as isize,
     };
-    let rows = g.rows_per_tile();
     let run = |col: &mut Vec<f32>, (b, dx_b): (usize, &mut [f32])| {
-        let dy_b = &dys[b * g.o * p..(b + 1) * g.o * p];
-        for r0 in (0..g.oh).step_by(rows) {
-            let r1 = (r0 + rows).min(g.oh);
+        let dy_b = &dys[b * g.out_item()..(b + 1) * g.out_item()];
+        // Sequential within an item: neighbouring tiles' col2im overlap on the input rows.
+        for (r0, r1) in g.row_tiles() {
             let t = (r1 - r0) * g.ow;
             let rhs = Mat {
                 ptr: dy_b[r0 * g.ow..].as_ptr(),
@@ -534,7 +546,7 @@ pub fn weight_grad(
 ) -> FlexTensor {
     use rayon::prelude::*;
     let wd = w.layout().shape().to_vec();
-    let (x, dy) = (contiguous(x), contiguous(dy));
+    let (x, dy) = (x.to_contiguous(), dy.to_contiguous());
     let g = Geometry::new(x.layout().shape(), w.layout().shape(), stride, padding);
     let (xs, dys) = (slice_f32(&x), slice_f32(&dy));
     let (k, p) = (g.k(), g.p());
@@ -543,9 +555,9 @@ pub fn weight_grad(
     // Accumulates one tile's dy · colᵀ into `dw` ([O, K]).
     let run = |dw: &mut [f32], col: &mut Vec<f32>, &(b, r0, r1): &(usize, usize, usize)| {
         let t = (r1 - r0) * g.ow;
-        let x_b = &xs[b * g.c * g.h * g.w..(b + 1) * g.c * g.h * g.w];
+        let x_b = &xs[b * g.in_item()..(b + 1) * g.in_item()];
         let lhs = Mat {
-            ptr: dys[b * g.o * p + r0 * g.ow..].as_ptr(),
+            ptr: dys[b * g.out_item() + r0 * g.ow..].as_ptr(),
             rs: p as isize,
             cs: 1,
         };

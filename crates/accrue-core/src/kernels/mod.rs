@@ -51,16 +51,6 @@ fn zeroed(n: usize) -> Vec<f32> {
     v
 }
 
-/// An empty vector with room for `n` floats, for outputs written whole before `set_len`.
-fn uninit_vec(n: usize) -> Vec<f32> {
-    Vec::with_capacity(n)
-}
-
-/// `t` in contiguous layout (a cheap handle copy when it already is).
-fn contiguous(t: &FlexTensor) -> FlexTensor {
-    t.to_contiguous()
-}
-
 /// The elements of a contiguous `f32` tensor.
 fn slice_f32(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>()
