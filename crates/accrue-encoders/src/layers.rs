@@ -13,12 +13,12 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{AvgPool2dConfig, MaxPool2dConfig};
+use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use accrue_core::kernels::conv2d;
+use accrue_core::kernels::{avg_pool2d, conv2d};
 pub use accrue_core::nn::{BatchNorm, BatchNormConfig};
 
 /// A bias-free `k×k` convolution with "same" padding and Xavier-uniform weights (PANNs
@@ -60,7 +60,7 @@ impl Pool {
     /// - output: `[B, C, ⌊T/h⌋, ⌊F/w⌋]`
     pub fn forward(self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            Pool::Avg(h, w) if (h, w) != (1, 1) => AvgPool2dConfig::new([h, w]).init().forward(x),
+            Pool::Avg(h, w) if (h, w) != (1, 1) => avg_pool2d(x, [h, w]),
             Pool::Max(h, w) if (h, w) != (1, 1) => MaxPool2dConfig::new([h, w]).init().forward(x),
             _ => x,
         }

@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | [`conv`] | 2-D convolution: forward, input and weight gradients | every encoder convolution |
 //! | [`batch_norm`] | training-mode batch norm: statistics, forward, gradients | [`crate::nn::BatchNorm`] |
+//! | [`pool`] | non-overlapping average pooling: forward, gradient | every encoder `avg_pool2d` |
 //!
 //! Each op applies only to `f32` tensors on `flex` and answers `None` (or falls back to Burn's
 //! op) elsewhere, so every other backend keeps Burn's implementation. Each is proven equal to
@@ -13,9 +14,11 @@
 
 pub mod batch_norm;
 pub mod conv;
+pub mod pool;
 
 pub use batch_norm::{FastBatchNorm, batch_norm_train};
 pub use conv::{FastConv2d, conv2d};
+pub use pool::{FastAvgPool2d, avg_pool2d};
 
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::{Bytes, DType, DispatchDevice, Shape};
