@@ -88,6 +88,10 @@ pub enum AudioError {
     /// A front-end configuration that cannot work (e.g. `f_max` above Nyquist).
     #[error("invalid front-end configuration: {0}")]
     Config(String),
+    /// An argument of a front-end call that does not fit (e.g. samples that do not split into
+    /// the stated number of clips).
+    #[error("invalid front-end input: {0}")]
+    InvalidArgument(String),
 }
 
 /// The result type of `accrue-audio`.

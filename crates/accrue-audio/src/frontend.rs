@@ -27,6 +27,7 @@ use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use crate::error::{AudioError, Result};
 use crate::mel::{MelNorm, MelScale, mel_filterbank};
 use accrue_core::nn::{BatchNorm, BatchNormConfig};
+use std::sync::Arc;
 
 /// How the STFT is computed.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -378,7 +379,15 @@ impl FrontEnd {
     /// - `wave`: `[B, L]` mono waveform at `config.sample_rate`
     /// - output: `[B, 1, T, n_mels]` with `T = 1 + ⌊max(L, min_samples)/hop⌋`
     pub fn forward(&self, wave: Tensor<2>) -> Tensor<4> {
-        let x = self.logmel(wave);
+        self.forward_logmel(self.logmel(wave))
+    }
+
+    /// The front end after the log-mel: `bn0`, then SpecAugment (training mode only).
+    ///
+    /// # Shapes
+    /// - `x`: `[B, 1, T, n_mels]` from [`Self::logmel`] or [`Self::logmel_memoized`]
+    /// - output: `[B, 1, T, n_mels]`
+    pub fn forward_logmel(&self, x: Tensor<4>) -> Tensor<4> {
         let x = if self.config.use_bn0 {
             self.apply_bn0(x)
         } else {
@@ -395,6 +404,94 @@ impl FrontEnd {
     /// `bn0` over the mel axis: `[B, 1, T, M]` → transpose to `[B, M, T, 1]` → BN → back.
     pub fn apply_bn0(&self, x: Tensor<4>) -> Tensor<4> {
         self.bn0.forward(x.swap_dims(1, 3)).swap_dims(1, 3)
+    }
+
+    /// What makes this front end's log-mel what it is: the xxh3-128 of its configuration (less
+    /// `bn0` and SpecAugment, which act after the log-mel), its mel matrix and (when
+    /// [`StftImpl::Kernels`] uses them) its STFT kernels. Two front ends
+    /// with equal fingerprints compute equal log-mels of the same clip.
+    pub fn fingerprint(&self) -> u128 {
+        // Only what comes before the log-mel's output: `bn0` and SpecAugment act after it.
+        let mut config = self.config.clone();
+        config.use_bn0 = true;
+        config.spec_augment = None;
+        let mut bytes = format!("{config:?}").into_bytes();
+        let mut push = |t: TensorData| bytes.extend_from_slice(t.as_bytes());
+        push(self.logmel_extractor.mel_w.val().to_data());
+        if self.config.stft_impl == StftImpl::Kernels {
+            let stft = &self.spectrogram_extractor.stft;
+            for kernel in [&stft.conv_real, &stft.conv_imag] {
+                push(kernel.weight.val().to_data());
+            }
+        }
+        accrue_core::hash::xxh3_128(&bytes)
+    }
+
+    /// [`Self::logmel`] of `rows` clips of equal length stored row-major in `audio` (at the
+    /// configured sample rate), each row served from the process's memo ([`crate::memo`]) when
+    /// a front end with the same [`Self::fingerprint`] has computed it for the same samples,
+    /// and computed (then added) otherwise. The result equals [`Self::logmel`] of the whole
+    /// batch to the bit. A batch-wide `top_db`, or a memo with no budget, computes the batch
+    /// as [`Self::logmel`] does.
+    ///
+    /// # Shapes
+    /// - `audio`: `rows · L` samples
+    /// - output: `[rows, 1, T, n_mels]` on the front end's device (where [`Self::logmel`]
+    ///   puts it)
+    ///
+    /// # Errors
+    /// [`AudioError::InvalidArgument`] when `audio` does not split into `rows` equal clips.
+    pub fn logmel_memoized(&self, audio: &[f32], rows: usize) -> Result<Tensor<4>> {
+        let device = &self.logmel_extractor.mel_w.val().device();
+        if rows == 0 || audio.is_empty() || audio.len() % rows != 0 {
+            return Err(AudioError::InvalidArgument(format!(
+                "{} samples do not split into {rows} clips of equal length",
+                audio.len()
+            )));
+        }
+        let len = audio.len() / rows;
+        let batch = |audio: &[f32]| {
+            let n = audio.len() / len;
+            Tensor::<1>::from_floats(audio, device).reshape([n, len])
+        };
+        if self.config.top_db.is_some() || !crate::memo::enabled() {
+            return Ok(self.logmel(batch(audio)));
+        }
+        let fingerprint = self.fingerprint();
+        let keys: Vec<u128> = audio
+            .chunks_exact(len)
+            .map(accrue_core::hash::xxh3_128_f32)
+            .collect();
+        let mut found = crate::memo::lookup(fingerprint, &keys);
+        let missing: Vec<usize> = (0..rows).filter(|&i| found[i].is_none()).collect();
+        if !missing.is_empty() {
+            let mut wave = Vec::with_capacity(missing.len() * len);
+            for &i in &missing {
+                wave.extend_from_slice(&audio[i * len..(i + 1) * len]);
+            }
+            let computed = self
+                .logmel(batch(&wave))
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|e| AudioError::InvalidArgument(format!("log-mel data: {e:?}")))?;
+            let per_row = computed.len() / missing.len();
+            for (&i, row) in missing.iter().zip(computed.chunks_exact(per_row)) {
+                let row: Arc<[f32]> = Arc::from(row);
+                crate::memo::insert(fingerprint, keys[i], row.clone());
+                found[i] = Some(row);
+            }
+        }
+        let m = self.config.n_mels;
+        let mut out = Vec::new();
+        for row in found.iter().flatten() {
+            out.extend_from_slice(row);
+        }
+        let t = out.len() / (rows * m);
+        Ok(Tensor::<4>::from_data(
+            TensorData::new(out, [rows, 1, t, m]),
+            device,
+        ))
     }
 
     /// Log-mel spectrogram before `bn0` (dB).

@@ -13,6 +13,8 @@
 //! - [`frontend`]: the PANNs log-mel front end (STFT → power → mel → dB → `bn0` →
 //!   SpecAugment) as a differentiable Burn module, with presets for PANNs (32 kHz) and the
 //!   `aisfx` checkpoint (44.1 kHz), plus mixup.
+//! - [`memo`]: the process's memo of log-mel rows, keyed by the front end's fingerprint and the
+//!   clip's samples ([`frontend::FrontEnd::logmel_memoized`]).
 //!
 //! Architecture invariant: this crate knows nothing of models, losses or training; it depends
 //! on no other accrue crate but `accrue-core` (atomic writes, BatchNorm).
@@ -22,6 +24,7 @@ pub mod decode;
 pub mod error;
 pub mod frontend;
 pub mod mel;
+pub mod memo;
 pub mod resample;
 
 pub use decode::{Decoded, decode_file};

@@ -20,6 +20,10 @@ pub enum ContinualError {
     /// A shared-infrastructure error (atomic write, hashing), naming the file.
     #[error(transparent)]
     Core(#[from] accrue_core::Error),
+    /// A front-end error from `accrue-audio` (e.g. a batch whose host samples do not match
+    /// its waveform tensor).
+    #[error(transparent)]
+    Audio(#[from] accrue_audio::AudioError),
     /// A new run (no `resume`) would overwrite a previous run's checkpoints, log or models.
     #[error(
         "{} already holds a run ({found}); resume it (`--resume`) or start afresh (`--fresh`, which deletes it)",

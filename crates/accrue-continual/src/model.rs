@@ -172,6 +172,14 @@ impl Student {
         self.encoder.forward(wave)
     }
 
+    /// [`Self::encode`] from the encoder front end's log-mel.
+    ///
+    /// # Shapes
+    /// - `logmel`: `[B, 1, T, n_mels]`
+    pub fn encode_logmel(&self, logmel: Tensor<4>) -> EncoderOutput {
+        self.encoder.forward_logmel(logmel)
+    }
+
     /// Projects the dropped embedding through the head of `kind` (§10 item 15); for task A
     /// returns the logits.
     pub fn head_output(&self, kind: TaskKind, out: &EncoderOutput) -> crate::Result<Tensor<2>> {

@@ -13,7 +13,10 @@
 //!                 total().backward() ──► GradientsParams ──► optimiser.step(Trainable{student, aux})
 //! ```
 
-use accrue_encoders::EncoderOutput;
+use std::sync::Arc;
+
+use accrue_audio::frontend::FrontEnd;
+use accrue_encoders::{AudioEncoder, EncoderOutput};
 use accrue_losses::{LossError, LossTerms, TermValue};
 use burn::module::{Module, ModuleDisplay, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -30,6 +33,10 @@ pub struct TaskBatch {
     pub kind: TaskKind,
     /// `[B, L]` waveforms (plain, no autodiff).
     pub wave: Tensor<2>,
+    /// The same waveforms on the host, row-major `B·L` (the trainer's loader sets them): with
+    /// them the front end serves each clip's log-mel from the process's memo
+    /// (`accrue_audio::memo`) instead of recomputing it. `None`: computed from `wave`.
+    pub audio: Option<Arc<[f32]>>,
     /// Supervision (embeddings for AV/AT, labels for A).
     pub supervision: Option<Supervision>,
     /// Metadata.
@@ -56,6 +63,10 @@ impl TaskBatch {
         Self {
             kind: self.kind,
             wave: rows(&self.wave),
+            audio: self.audio.as_ref().map(|a| {
+                let l = a.len() / self.len().max(1);
+                Arc::from(&a[start * l..(start + len) * l])
+            }),
             supervision: self.supervision.as_ref().map(|s| match s {
                 Supervision::Embeddings(e) => Supervision::Embeddings(rows(e)),
                 Supervision::Labels {
@@ -122,6 +133,11 @@ pub fn loss_terms<S: Strategy>(
     };
     let mut views = Vec::with_capacity(batches.len());
     let mut replay = Vec::new();
+    let front = model.student.encoder.front_end();
+    // The teacher takes the student's log-mel when its front end computes the same one (the
+    // frozen copy of the student always does; a method's own teacher may not).
+    let teacher_shares_logmel =
+        teacher.is_some_and(|t| t.encoder.front_end().fingerprint() == front.fingerprint());
     // A joint stage's tasks carry the same clips: one forward serves them all.
     let mut shared: Option<(EncoderOutput, Option<EncoderOutput>)> = None;
     for batch in batches {
@@ -129,11 +145,16 @@ pub fn loss_terms<S: Strategy>(
         let (student, teacher) = match shared.as_ref().filter(|_| reuse) {
             Some((s, t)) => (s.clone(), t.clone()),
             None => {
-                let student = model.student.encode(batch.wave.clone());
+                let logmel = batch_logmel(front, batch)?;
+                let student = model.student.encode_logmel(logmel.clone());
                 counters.student_forwards += 1;
                 let teacher = teacher.map(|t| {
                     counters.teacher_forwards += 1;
-                    t.encode(batch.wave.clone().inner())
+                    if teacher_shares_logmel {
+                        t.encode_logmel(logmel.inner())
+                    } else {
+                        t.encode(batch.wave.clone().inner())
+                    }
                 });
                 if reuse {
                     shared = Some((student.clone(), teacher.clone()));
@@ -172,6 +193,29 @@ pub fn loss_terms<S: Strategy>(
         replay: &replay,
     };
     strategy.loss_terms(&view, &model.aux)
+}
+
+/// The log-mel of `batch` by the student's front end `front`: from the process's memo when the
+/// batch carries its host samples, else computed from its waveforms.
+///
+/// # Errors
+/// [`crate::ContinualError::Audio`] when the host samples do not match the waveform tensor.
+fn batch_logmel(front: &FrontEnd, batch: &TaskBatch) -> Result<Tensor<4>> {
+    match &batch.audio {
+        Some(audio) => {
+            let [b, l] = batch.wave.dims();
+            if audio.len() != b * l {
+                return Err(accrue_audio::AudioError::InvalidArgument(format!(
+                    "a {kind} batch carries {} host samples for a [{b}, {l}] waveform tensor",
+                    audio.len(),
+                    kind = batch.kind
+                ))
+                .into());
+            }
+            Ok(front.logmel_memoized(audio, b)?)
+        }
+        None => Ok(front.logmel(batch.wave.clone())),
+    }
 }
 
 /// Forward + NaN/inf check + backward. Nothing is modified: on error the model is intact.
@@ -369,5 +413,54 @@ mod tests {
         let (joint, n_joint) = terms(&stage);
         assert_eq!((n_apart, n_joint), (2, 1));
         assert_eq!(apart, joint);
+    }
+
+    /// A batch that carries its host samples gets its log-mel from the process's memo: the
+    /// terms are those of the batch without them, computed, added and served alike; host
+    /// samples that do not match the waveform tensor are an error, not a silent other clip.
+    #[test]
+    fn host_samples_give_the_same_terms_through_the_log_mel_memo() {
+        use crate::strategies::MultiTask;
+        use crate::testing::{
+            run_multitask_stage, synthetic_batch, tiny_head_config, tiny_student,
+        };
+        let device = Device::default().autodiff();
+        let student = tiny_student(&device)
+            .ensure_head(TaskKind::AV, &tiny_head_config(), &device)
+            .expect("head");
+        let model = Trainable {
+            student: student.freeze(),
+            aux: crate::strategy::NoAux {},
+        };
+        let stage = run_multitask_stage();
+        let terms = |batch: &TaskBatch| {
+            let mut c = StepCounters::default();
+            loss_terms(
+                &MultiTask::default(),
+                &stage,
+                &model,
+                std::slice::from_ref(batch),
+                &mut c,
+            )
+            .map(|t| t.values())
+        };
+        let mut batch = synthetic_batch(TaskKind::AV, &device);
+        let host = batch
+            .wave
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        let computed = terms(&batch).expect("terms");
+        batch.audio = Some(Arc::from(host.as_slice()));
+        assert_eq!(terms(&batch).expect("terms, memo filled"), computed);
+        assert_eq!(terms(&batch).expect("terms, memo served"), computed);
+        // A replica's share of the batch keeps its rows of the host samples.
+        let half = batch.slice_to(1, 2, &device.clone().inner());
+        let l = host.len() / batch.len();
+        assert_eq!(half.audio.as_deref(), Some(&host[l..3 * l]));
+        batch.audio = Some(Arc::from(&host[..host.len() - 1]));
+        let err = terms(&batch).expect_err("mismatched host samples");
+        assert!(err.to_string().contains("host samples"), "{err}");
     }
 }

@@ -68,6 +68,7 @@ pub fn synthetic_batch(kind: TaskKind, device: &Device) -> TaskBatch {
     TaskBatch {
         kind,
         wave,
+        audio: None,
         supervision: Some(supervision),
         meta: BatchMeta {
             epoch: 0,

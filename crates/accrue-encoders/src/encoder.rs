@@ -60,6 +60,15 @@ pub trait AudioEncoder: AudioBody {
         self.forward_features(self.front_end().forward(wave))
     }
 
+    /// Log-mel to outputs: [`Self::forward`] after the front end's log-mel (from
+    /// [`FrontEnd::logmel`] or [`FrontEnd::logmel_memoized`] of this encoder's front end).
+    ///
+    /// # Shapes
+    /// - `logmel`: `[B, 1, T, n_mels]`
+    fn forward_logmel(&self, logmel: Tensor<4>) -> EncoderOutput {
+        self.forward_features(self.front_end().forward_logmel(logmel))
+    }
+
     /// Trainable parameters: everything except the frozen STFT kernels and mel matrix.
     fn trainable_params(&self) -> usize;
 }

@@ -244,6 +244,7 @@ impl Wiring<'_> {
         Ok(TaskBatch {
             kind: data.kind,
             wave,
+            audio: Some(Arc::from(batch.audio.as_slice())),
             supervision: Some(supervision),
             meta: BatchMeta {
                 epoch: meta.0,

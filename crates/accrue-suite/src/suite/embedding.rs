@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use accrue_continual::config::EncoderSpec;
 use accrue_continual::{Student, SupervisionTable, TaskKind, load_model_file};
 use accrue_data::{Dataset, Loader, LoaderConfig};
-use accrue_encoders::Preset;
+use accrue_encoders::{AudioEncoder, Preset};
 use accrue_eval::Matrix;
 use accrue_eval::report::{sha256_file, sha256_tag};
 use burn::module::Module;
@@ -323,7 +323,9 @@ pub fn load_any_model(
 /// (already at the model's sample rate), `batch` clips per forward pass. A clip shorter than
 /// [`MIN_EVAL_SAMPLES`] is zero-padded to it, as [`embed_files`] and [`embed_dataset`] pad;
 /// nothing else is padded, so every clip is processed exactly as on its own (a batch changes
-/// only the order of floating-point sums inside the kernels).
+/// only the order of floating-point sums inside the kernels). Log-mels come from the process's
+/// memo (`accrue_audio::memo`) where an earlier pass computed them, and land on the device of
+/// the student's front end (`device` is kept for callers; the student's own device is used).
 ///
 /// # Errors
 /// `audio.len()` not a multiple of `rows`, shape errors.
@@ -340,12 +342,32 @@ pub fn embed_waveforms(
             audio.len()
         )));
     }
-    let plain = device.clone().inner();
+    let _ = device;
+    let front = student.encoder.front_end();
     let mut acc = Acc::default();
-    for wave in eval_batches(audio, rows, batch, &plain) {
-        acc.push(student, student.encode(wave))?;
+    for (wave, n) in eval_rows(audio, rows, batch) {
+        // Each clip's log-mel from the process's memo when an earlier pass (training, another
+        // stage model of this process) computed it; equal to the bit to computing it here.
+        let logmel = front
+            .logmel_memoized(&wave, n)
+            .map_err(|e| Error::Other(format!("evaluation batch: {e}")))?;
+        acc.push(student, student.encode_logmel(logmel))?;
     }
     acc.finish()
+}
+
+/// [`eval_batches`] on the host: each batch's `n` clips, padded, row-major, and `n`.
+fn eval_rows(audio: &[f32], rows: usize, batch: usize) -> impl Iterator<Item = (Vec<f32>, usize)> {
+    let len = (audio.len() / rows.max(1)).max(1);
+    let padded = len.max(MIN_EVAL_SAMPLES);
+    audio.chunks(len * batch.max(1)).map(move |chunk| {
+        let n = chunk.len() / len;
+        let mut wave = vec![0.0f32; n * padded];
+        for (i, row) in chunk.chunks(len).enumerate() {
+            wave[i * padded..i * padded + len].copy_from_slice(row);
+        }
+        (wave, n)
+    })
 }
 
 /// `rows` clips of equal length (row-major in `audio`) as `[n, L']` eval batches of at most
@@ -357,14 +379,8 @@ pub fn eval_batches<'a>(
     batch: usize,
     device: &'a Device,
 ) -> impl Iterator<Item = Tensor<2>> + 'a {
-    let len = (audio.len() / rows.max(1)).max(1);
-    let padded = len.max(MIN_EVAL_SAMPLES);
-    audio.chunks(len * batch.max(1)).map(move |chunk| {
-        let n = chunk.len() / len;
-        let mut wave = vec![0.0f32; n * padded];
-        for (i, row) in chunk.chunks(len).enumerate() {
-            wave[i * padded..i * padded + len].copy_from_slice(row);
-        }
+    eval_rows(audio, rows, batch).map(move |(wave, n)| {
+        let padded = wave.len() / n.max(1);
         Tensor::<1>::from_floats(wave.as_slice(), device).reshape([n, padded])
     })
 }
