@@ -514,6 +514,19 @@ pub fn run_job(job: &Job, device: &burn::tensor::Device) -> Result<()> {
     Ok(())
 }
 
+impl Job {
+    /// Relative cost for scheduling: per stage, its training (a teacher's forward adds half a
+    /// student step) and the evaluation of its model. Only the order of the estimates matters.
+    fn cost(&self) -> usize {
+        let teacher = matches!(
+            self.method,
+            Some(Method::Lwf | Method::Cassle | Method::Modx)
+        );
+        let per_stage = if teacher { 5 } else { 4 } + 2;
+        self.stages.len() * per_stage
+    }
+}
+
 /// Runs every job, respecting dependencies: in this process when `opts.jobs == 1` or no
 /// binary is given, else as up to `opts.jobs` single-threaded child processes.
 ///
@@ -564,7 +577,12 @@ pub fn run_jobs(opts: &DemoOptions, jobs: &[Job], device: &burn::tensor::Device)
     let mut failure: Option<Error> = None;
     loop {
         while failure.is_none() && running.len() < opts.jobs {
-            let Some(i) = (0..total).find(|&i| !done[i] && !started[i] && ready(i, &done)) else {
+            // Longest first (ties in plan order), so the last runs to finish are short ones
+            // and the slots stay busy to the end.
+            let Some(i) = (0..total)
+                .filter(|&i| !done[i] && !started[i] && ready(i, &done))
+                .max_by_key(|&i| (jobs[i].cost(), std::cmp::Reverse(i)))
+            else {
                 break;
             };
             started[i] = true;
