@@ -551,7 +551,13 @@ pub fn weight_grad(
     let (xs, dys) = (slice_f32(&x), slice_f32(&dy));
     let (k, p) = (g.k(), g.p());
     let tiles = g.tiles();
-    let by_item = split_items(tiles.len());
+    // The tiles are summed in a fixed number of contiguous groups, each into its own partial,
+    // and the partials in group order: the sum's association depends on the geometry alone,
+    // never on the thread count or on which thread stole which tile, so the gradient is the
+    // same to the bit on any number of threads.
+    let groups = partial_sums(g.o * k, tiles.len());
+    let per_group = tiles.len().div_ceil(groups).max(1);
+    let parallel_groups = groups > 1 && split_items(groups);
     // Accumulates one tile's dy · colᵀ into `dw` ([O, K]).
     let run = |dw: &mut [f32], col: &mut Vec<f32>, &(b, r0, r1): &(usize, usize, usize)| {
         let t = (r1 - r0) * g.ow;
@@ -588,32 +594,38 @@ pub fn weight_grad(
                 lhs,
                 rhs,
                 true,
-                !by_item,
+                !parallel_groups,
             );
         }
     };
-    let dw = if by_item {
-        tiles
-            .par_iter()
-            .fold(
-                || (zeroed(g.o * k), Vec::new()),
-                |(mut dw, mut col), tile| {
-                    run(&mut dw, &mut col, tile);
-                    (dw, col)
-                },
-            )
-            .map(|(dw, _)| dw)
-            .reduce_with(|mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            })
-            .unwrap_or_else(|| zeroed(g.o * k))
-    } else {
+    let group = |chunk: &[(usize, usize, usize)]| {
         let (mut dw, mut col) = (zeroed(g.o * k), Vec::new());
-        tiles.iter().for_each(|tile| run(&mut dw, &mut col, tile));
+        chunk.iter().for_each(|tile| run(&mut dw, &mut col, tile));
         dw
     };
+    let partials: Vec<Vec<f32>> = if parallel_groups {
+        tiles.par_chunks(per_group).map(group).collect()
+    } else {
+        tiles.chunks(per_group).map(group).collect()
+    };
+    let mut partials = partials.into_iter();
+    let mut dw = partials.next().unwrap_or_else(|| zeroed(g.o * k));
+    for part in partials {
+        dw.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+    }
     flex_tensor(dw, wd)
+}
+
+/// How many partial sums the weight gradient keeps: up to 4 (two per core of a 2-core machine,
+/// for balance), fewer when each would exceed 32 MiB (the full model's widest layers keep one
+/// and parallelise inside the GEMM instead), never more than the tiles. A function of the
+/// geometry only: see [`weight_grad`].
+fn partial_sums(weights: usize, tiles: usize) -> usize {
+    const MAX_PARTIALS: usize = 4;
+    const PARTIAL_BYTES: usize = 32 << 20;
+    (PARTIAL_BYTES / (weights * 4).max(1))
+        .clamp(1, MAX_PARTIALS)
+        .min(tiles.max(1))
 }
 
 #[cfg(test)]
@@ -685,6 +697,43 @@ mod tests {
         );
         if let (Some(a), Some(b)) = (gb1, gb0) {
             assert!(rel_err(a.unsqueeze(), b.unsqueeze()) <= 1e-5, "bias grad");
+        }
+    }
+
+    /// Forward, input and weight gradient are the same to the bit on 1, 2 and 3 threads, and
+    /// from one 2-thread run to the next (a run's numbers must not depend on scheduling).
+    #[test]
+    fn the_gradients_do_not_depend_on_the_thread_count() {
+        // Seeded values (not the global RNG); many tiles, so threads would steal.
+        let values = |n: usize, seed: u64| -> Vec<f32> {
+            let mut rng = crate::seed::SplitMix64::new(seed);
+            (0..n).map(|_| rng.next_f64() as f32 - 0.5).collect()
+        };
+        let (n, c, o, h, w) = (8, 16, 16, 40, 32);
+        let x = flex_tensor(values(n * c * h * w, 1), vec![n, c, h, w]);
+        let wt = flex_tensor(values(o * c * 9, 2), vec![o, c, 3, 3]);
+        let dy = flex_tensor(values(n * o * h * w, 3), vec![n, o, h, w]);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool");
+            pool.install(|| {
+                let y = forward(&x, &wt, [1, 1], [1, 1]);
+                let dx = input_grad(&x, &wt, &dy, [1, 1], [1, 1]);
+                let dw = weight_grad(&x, &wt, &dy, [1, 1], [1, 1]);
+                [y, dx, dw].map(|t| slice_f32(&t).to_vec())
+            })
+        };
+        let one = run(1);
+        for threads in [2, 2, 2, 3] {
+            let other = run(threads);
+            for (name, (a, b)) in ["output", "input grad", "weight grad"]
+                .iter()
+                .zip(one.iter().zip(&other))
+            {
+                assert!(a == b, "{name} differs between 1 and {threads} threads");
+            }
         }
     }
 
