@@ -74,6 +74,10 @@ enum Command {
         /// A, AV and AT together). The smoke profile always runs them.
         #[arg(long)]
         more_sequences: bool,
+        /// Train task A once per seed (each seed's sequences start from its own task-A model),
+        /// not once for all seeds, so the 95 % intervals contain task A's variation.
+        #[arg(long)]
+        task_a_per_seed: bool,
         /// Parallel runs (single-threaded child processes).
         #[arg(long, default_value_t = 2)]
         jobs: usize,
@@ -277,6 +281,7 @@ fn main() -> Result<()> {
             seeds,
             methods,
             more_sequences,
+            task_a_per_seed,
             jobs,
             data,
             towers,
@@ -305,6 +310,7 @@ fn main() -> Result<()> {
                     .collect::<Result<_>>()?;
             }
             opts.more_sequences |= more_sequences;
+            opts.a_per_seed = task_a_per_seed;
             opts.jobs = jobs.max(1);
             opts.exe = std::env::current_exe().ok();
             opts.backend = cli.backend.name().to_string();

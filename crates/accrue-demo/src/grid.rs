@@ -202,11 +202,12 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
     let mut jobs = Vec::new();
     let [ea, eav, eat] = settings.epochs;
     let [la, lav, lat] = settings.lr;
-    // Task A is trained once and shared by every seed, as the paper starts every run from the
-    // one released PANNs checkpoint; the seeds vary the multi-modal stages.
-    let a_dir = opts.out_dir.join("runs").join("a");
-    let a_final = a_dir.join("final.safetensors");
-    let header = |name: &str, seed: u64, dir: &Path, from_a: bool, replays: bool| {
+    // By default task A is trained once and shared by every seed, as the paper starts every
+    // run from the one released PANNs checkpoint; the seeds vary the multi-modal stages. With
+    // `a_per_seed` each seed trains its own task A (stage seed `seed·1000`, so seed 0's is the
+    // shared one), and the intervals over seeds contain task A's variation too.
+    let shared_a_dir = opts.out_dir.join("runs").join("a");
+    let header = |name: &str, seed: u64, dir: &Path, from_a: Option<&Path>, replays: bool| {
         let mut h = format!(
             "# Written by `accrue demo`; edit the demo's settings, not this file.\n\
              name = \"{name}-seed{seed}\"\noutput_dir = {}\nsample_rate = 32000\n\n\
@@ -214,10 +215,10 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
             q(dir),
             settings.encoder
         );
-        if from_a {
-            h += &format!("checkpoint = {}\ntrained_on = \"A\"\n", q(&a_final));
+        if let Some(a_final) = from_a {
+            h += &format!("checkpoint = {}\ntrained_on = \"A\"\n", q(a_final));
         }
-        if from_a && replays {
+        if from_a.is_some() && replays {
             // Task A's clips, for the replaying method's memory (not trained on again).
             h += &format!(
                 "[encoder.trained_on_data]\nkind = \"A\"\nmanifest = {}\nsplit = \"train\"\n",
@@ -230,28 +231,34 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
         );
         h
     };
-    let a_text = header("a", A_SEED, &a_dir, false, false)
-        + &stage_toml(
-            "A",
-            r#"{ kind = "finetune" }"#,
-            0.0,
-            ea,
-            la,
-            A_SEED,
-            settings,
-            &[(TaskKind::A, data.task_a.as_path(), None)],
-        );
-    write_experiment(&a_dir, &a_text)?;
-    jobs.push(Job {
-        name: "a".into(),
-        seed: A_SEED,
-        sequence: Sequence::A,
-        method: None,
-        dir: a_dir.clone(),
-        depends_on: None,
-        stages: vec![("A".into(), vec![TaskKind::A])],
-        eval: ctx.clone(),
-    });
+    let push_a = |jobs: &mut Vec<Job>, seed: u64, stage_seed: u64, dir: &Path| -> Result<()> {
+        let text = header("a", seed, dir, None, false)
+            + &stage_toml(
+                "A",
+                r#"{ kind = "finetune" }"#,
+                0.0,
+                ea,
+                la,
+                stage_seed,
+                settings,
+                &[(TaskKind::A, data.task_a.as_path(), None)],
+            );
+        write_experiment(dir, &text)?;
+        jobs.push(Job {
+            name: "a".into(),
+            seed,
+            sequence: Sequence::A,
+            method: None,
+            dir: dir.to_path_buf(),
+            depends_on: None,
+            stages: vec![("A".into(), vec![TaskKind::A])],
+            eval: ctx.clone(),
+        });
+        Ok(())
+    };
+    if !opts.a_per_seed {
+        push_a(&mut jobs, A_SEED, A_SEED, &shared_a_dir)?;
+    }
     for &seed in &opts.seeds {
         let seed_dir = opts.out_dir.join("runs").join(format!("seed{seed}"));
         let av = (
@@ -265,6 +272,14 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
             Some(data.text_table.as_path()),
         );
         let stage_seed = |k: u64| seed * 1000 + k;
+        let a_dir = if opts.a_per_seed {
+            let dir = seed_dir.join("a");
+            push_a(&mut jobs, seed, stage_seed(0), &dir)?;
+            dir
+        } else {
+            shared_a_dir.clone()
+        };
+        let a_final = a_dir.join("final.safetensors");
         let mut push = |name: &str,
                         sequence: Sequence,
                         method: Option<Method>,
@@ -305,7 +320,7 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
             );
             let name = format!("a-at-{}", m.name());
             let dir = seed_dir.join(&name);
-            let text = header(&name, seed, &dir, true, m == Method::Replay) + &at_stage;
+            let text = header(&name, seed, &dir, Some(&a_final), m == Method::Replay) + &at_stage;
             push(
                 &name,
                 Sequence::AAt,
@@ -327,7 +342,9 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
             );
             let name = format!("a-av-at-{}", m.name());
             let dir = seed_dir.join(&name);
-            let text = header(&name, seed, &dir, true, m == Method::Replay) + &av_stage + &at_stage;
+            let text = header(&name, seed, &dir, Some(&a_final), m == Method::Replay)
+                + &av_stage
+                + &at_stage;
             push(
                 &name,
                 Sequence::AAvAt,
@@ -343,8 +360,9 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
                 // The other order: each stage keeps its own length, learning rate and seed.
                 let name = format!("a-at-av-{}", m.name());
                 let dir = seed_dir.join(&name);
-                let text =
-                    header(&name, seed, &dir, true, m == Method::Replay) + &at_stage + &av_stage;
+                let text = header(&name, seed, &dir, Some(&a_final), m == Method::Replay)
+                    + &at_stage
+                    + &av_stage;
                 push(
                     &name,
                     Sequence::AAtAv,
@@ -365,7 +383,7 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
             let av_model = RunDir::new(&ft_dir).stage_model(0, "AV");
             let name = "a-av-at-wav2clip";
             let dir = seed_dir.join(name);
-            let mut text = header(name, seed, &dir, false, false);
+            let mut text = header(name, seed, &dir, None, false);
             let at_head = text.find("\n[head]").unwrap_or(text.len());
             text.insert_str(
                 at_head,
@@ -404,7 +422,7 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
             data.task_avt.as_path(),
             Some(data.text_table.as_path()),
         );
-        let text = header(name, seed, &dir, true, false)
+        let text = header(name, seed, &dir, Some(&a_final), false)
             + &stage_toml(
                 "AV+AT",
                 r#"{ kind = "multitask", weight_av = 0.5, weight_at = 0.5 }"#,
@@ -431,7 +449,7 @@ pub fn plan(opts: &DemoOptions, settings: &Settings, data: &DataPaths) -> Result
             let name = "joint";
             let dir = seed_dir.join(name);
             let a = (TaskKind::A, data.task_a.as_path(), None);
-            let text = header(name, seed, &dir, true, false)
+            let text = header(name, seed, &dir, Some(&a_final), false)
                 + &stage_toml(
                     "A+AV+AT",
                     r#"{ kind = "multitask", weight_av = 1.0, weight_at = 1.0 }"#,
@@ -663,6 +681,93 @@ fn spawn(exe: &Path, job: &Job, backend: &str, threads: usize) -> Result<Child> 
 
 #[cfg(test)]
 mod tests {
+    use super::{Method, Sequence, plan};
+    use crate::evaluate::DataPaths;
+    use crate::{DemoOptions, Profile};
+
+    /// With `a_per_seed` every seed trains its own task A, and its sequences start from that
+    /// model; without, one task A is shared. Seed 0's own task A is the shared one's experiment.
+    #[test]
+    fn task_a_per_seed_gives_each_seed_its_own_a_run() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let p = |name: &str| tmp.path().join(name);
+        std::fs::write(
+            p("classes.json"),
+            r#"{"classes": [{"name": "piano", "images": []}, {"name": "flute", "images": []}]}"#,
+        )
+        .expect("classes");
+        let data = DataPaths {
+            task_a: p("task_a.jsonl"),
+            task_av: p("task_av.jsonl"),
+            task_at: p("task_at.jsonl"),
+            task_avt: p("task_avt.jsonl"),
+            test: p("test.jsonl"),
+            shift: p("shift.jsonl"),
+            tuxpaint: p("tuxpaint.jsonl"),
+            classes: p("classes.json"),
+            text_table: p("text.json"),
+            image_table: p("image.json"),
+            text_dim: 384,
+            image_dim: 1280,
+            towers: p("towers.json"),
+            suite: Vec::new(),
+        };
+        let planned = |per_seed: bool, out: &str| {
+            let mut opts = DemoOptions::new(Profile::Quick);
+            opts.out_dir = tmp.path().join(out);
+            opts.seeds = vec![0, 1];
+            opts.methods = vec![Method::Finetune];
+            opts.a_per_seed = per_seed;
+            let settings = opts.profile.settings();
+            (plan(&opts, &settings, &data).expect("plan"), opts.out_dir)
+        };
+        let (shared, shared_out) = planned(false, "shared");
+        let a: Vec<_> = shared
+            .iter()
+            .filter(|j| j.sequence == Sequence::A)
+            .collect();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].dir, shared_out.join("runs/a"));
+        assert!(
+            shared
+                .iter()
+                .filter(|j| j.sequence == Sequence::AAt)
+                .all(|j| j.depends_on.as_deref() == Some(a[0].dir.as_path()))
+        );
+
+        let (own, own_out) = planned(true, "own");
+        let a: Vec<_> = own.iter().filter(|j| j.sequence == Sequence::A).collect();
+        assert_eq!(a.len(), 2);
+        for (seed, job) in [0u64, 1].iter().zip(&a) {
+            let seed_dir = own_out.join(format!("runs/seed{seed}"));
+            assert_eq!(job.dir, seed_dir.join("a"));
+            for run in own
+                .iter()
+                .filter(|j| j.seed == *seed && j.sequence == Sequence::AAt)
+            {
+                assert_eq!(run.depends_on.as_deref(), Some(job.dir.as_path()));
+                let text = std::fs::read_to_string(run.experiment()).expect("experiment");
+                let checkpoint =
+                    serde_json::to_string(&job.dir.join("final.safetensors").to_string_lossy())
+                        .expect("quote");
+                assert!(text.contains(&checkpoint), "{text}");
+            }
+        }
+        let experiment = |dir: &std::path::Path, out: &std::path::Path| {
+            let text = std::fs::read_to_string(dir.join("experiment.toml")).expect("experiment");
+            let quoted = serde_json::to_string(&out.to_string_lossy()).expect("quote");
+            text.replace(quoted.trim_matches('"'), "<out>")
+        };
+        let shared_a = experiment(&shared_out.join("runs/a"), &shared_out.join("runs/a"));
+        let own_a0 = experiment(&a[0].dir, &a[0].dir);
+        assert_eq!(shared_a, own_a0, "seed 0's task A is the shared one");
+        assert_ne!(
+            own_a0,
+            experiment(&a[1].dir, &a[1].dir),
+            "seed 1's task A has its own seed"
+        );
+    }
+
     use super::scores_are_current;
     use accrue_suite::suite::StageScores;
 

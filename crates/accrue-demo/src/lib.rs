@@ -125,6 +125,9 @@ pub struct DemoOptions {
     /// smoke profile only, which must keep them working; the timed profiles run them on demand
     /// until the speed work buys their time).
     pub more_sequences: bool,
+    /// Train task A once per seed (`runs/seed<s>/a`, stage seed `s·1000`) instead of once for
+    /// every seed (`runs/a`), so that the intervals over seeds contain task A's variation.
+    pub a_per_seed: bool,
     /// Parallel runs (child processes of `exe`); 1 runs everything in this process.
     pub jobs: usize,
     /// The `accrue` binary for child processes (needed when `jobs > 1`).
@@ -150,6 +153,7 @@ impl DemoOptions {
                 Method::PAPER.to_vec()
             },
             more_sequences: profile == Profile::Smoke,
+            a_per_seed: false,
             jobs: 1,
             exe: None,
             backend: "flex".into(),

@@ -96,9 +96,11 @@ fn build(opts: &DemoOptions, jobs: &[Job]) -> Result<Built> {
     let root = &opts.out_dir;
     let mut out = Vec::new();
     for job in jobs {
-        let a_job = jobs
-            .iter()
-            .find(|j| j.sequence == Sequence::A)
+        // The seed's own task A (`--task-a-per-seed`), else the shared one.
+        let a_jobs = || jobs.iter().filter(|j| j.sequence == Sequence::A);
+        let a_job = a_jobs()
+            .find(|j| j.seed == job.seed && j.dir.parent() == job.dir.parent())
+            .or_else(|| a_jobs().next())
             .ok_or_else(|| Error::Other("no stage-A run".into()))?;
         let a_model = &a_job.stage_models()[0];
         let mut stages = vec![stage_eval("A", &load_scores(a_model)?, root)];
