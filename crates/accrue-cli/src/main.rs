@@ -78,6 +78,10 @@ enum Command {
         /// not once for all seeds, so the 95 % intervals contain task A's variation.
         #[arg(long)]
         task_a_per_seed: bool,
+        /// Epochs of stage A, AV and AT instead of the profile's (comma-separated, e.g.
+        /// `16,8,8`).
+        #[arg(long, value_delimiter = ',')]
+        epochs: Option<Vec<usize>>,
         /// Parallel runs (single-threaded child processes).
         #[arg(long, default_value_t = 2)]
         jobs: usize,
@@ -282,6 +286,7 @@ fn main() -> Result<()> {
             methods,
             more_sequences,
             task_a_per_seed,
+            epochs,
             jobs,
             data,
             towers,
@@ -311,6 +316,12 @@ fn main() -> Result<()> {
             }
             opts.more_sequences |= more_sequences;
             opts.a_per_seed = task_a_per_seed;
+            if let Some(e) = epochs {
+                let [a, av, at] = e[..] else {
+                    anyhow::bail!("--epochs takes three numbers (A, AV, AT), got {e:?}");
+                };
+                opts.epochs = Some([a, av, at]);
+            }
             opts.jobs = jobs.max(1);
             opts.exe = std::env::current_exe().ok();
             opts.backend = cli.backend.name().to_string();

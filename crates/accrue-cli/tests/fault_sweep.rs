@@ -325,6 +325,16 @@ fn bad_inputs_fail_cleanly_naming_the_culprit_and_damage_nothing() {
             args: s(&["frontend", "loud.wav"]),
             expect: s(&["loud.wav", "peaks"]),
         },
+        Case {
+            name: "demo with two epoch counts for three stages",
+            args: s(&["demo", "--epochs", "16,8", "--out", "demo-out"]),
+            expect: s(&["--epochs", "three numbers"]),
+        },
+        Case {
+            name: "demo with a stage of zero epochs",
+            args: s(&["demo", "--epochs", "16,0,8", "--out", "demo-out"]),
+            expect: s(&["--epochs", "at least one epoch"]),
+        },
     ];
     let mut failures = Vec::new();
     for case in &cases {

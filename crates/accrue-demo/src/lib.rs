@@ -128,6 +128,9 @@ pub struct DemoOptions {
     /// Train task A once per seed (`runs/seed<s>/a`, stage seed `s·1000`) instead of once for
     /// every seed (`runs/a`), so that the intervals over seeds contain task A's variation.
     pub a_per_seed: bool,
+    /// Epochs of stage A / AV / AT instead of the profile's (e.g. longer multi-modal stages,
+    /// so that the positive control can show forgetting).
+    pub epochs: Option<[usize; 3]>,
     /// Parallel runs (child processes of `exe`); 1 runs everything in this process.
     pub jobs: usize,
     /// The `accrue` binary for child processes (needed when `jobs > 1`).
@@ -154,6 +157,7 @@ impl DemoOptions {
             },
             more_sequences: profile == Profile::Smoke,
             a_per_seed: false,
+            epochs: None,
             jobs: 1,
             exe: None,
             backend: "flex".into(),
@@ -180,12 +184,20 @@ pub struct Timings {
 /// # Errors
 /// Missing data or towers (with the script to run), training, evaluation or I/O errors.
 pub fn run(opts: &DemoOptions, device: &burn::tensor::Device) -> Result<DemoReport> {
+    let mut settings = opts.profile.settings();
+    if let Some(epochs) = opts.epochs {
+        if epochs.contains(&0) {
+            return Err(Error::Other(format!(
+                "--epochs {epochs:?}: every stage needs at least one epoch"
+            )));
+        }
+        settings.epochs = epochs;
+    }
     // Experiment files hold absolute paths (relative ones resolve against the file's folder).
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| Error::io(&opts.out_dir, e))?;
     let mut opts = opts.clone();
     opts.out_dir = std::fs::canonicalize(&opts.out_dir).map_err(|e| Error::io(&opts.out_dir, e))?;
     let opts = &opts;
-    let settings = opts.profile.settings();
     let mut timings = Timings::default();
     let t = Instant::now();
     let data = evaluate::prepare_data(opts, &settings)?;
