@@ -51,6 +51,15 @@ struct Memo {
     stats: MemoStats,
 }
 
+impl Memo {
+    /// Drops every entry; the budget and the hit and miss counters stay.
+    fn drop_entries(&mut self) {
+        self.rows.clear();
+        self.stats.entries = 0;
+        self.stats.bytes = 0;
+    }
+}
+
 fn memo() -> &'static Mutex<Memo> {
     static MEMO: OnceLock<Mutex<Memo>> = OnceLock::new();
     MEMO.get_or_init(|| {
@@ -94,9 +103,7 @@ pub fn set_budget(bytes: usize) {
     let mut m = lock();
     m.stats.budget = bytes;
     if m.stats.bytes > bytes {
-        m.rows.clear();
-        m.stats.entries = 0;
-        m.stats.bytes = 0;
+        m.drop_entries();
     }
 }
 
@@ -107,10 +114,7 @@ pub fn stats() -> MemoStats {
 
 /// Drops every entry (the counters of hits and misses are kept).
 pub fn clear() {
-    let mut m = lock();
-    m.rows.clear();
-    m.stats.entries = 0;
-    m.stats.bytes = 0;
+    lock().drop_entries();
 }
 
 /// Whether the memo is on (its budget is above zero).

@@ -262,7 +262,6 @@ impl Encoder {
                         &prepared.samples,
                         prepared.rows,
                         batch,
-                        &self.device,
                     )
                     .map_err(accrue_err)?;
                     let m = match output {

@@ -513,7 +513,7 @@ fn a_clip_is_embedded_as_on_its_own_whatever_its_batch_mates() {
         .init(&device);
     let student = accrue_continual::Student::new(encoder).valid();
     let alone = embed_files(&student, &files, 32_000, &device).expect("one per pass");
-    let batched = embed_dataset(&student, &ds, 32_000, 4, &device).expect("batched");
+    let batched = embed_dataset(&student, &ds, 32_000, 4).expect("batched");
     assert_eq!(batched.embedding.rows(), files.len());
     // Float sums inside the kernels may be ordered differently in a batch: 1e-5 relative.
     for (what, a, b) in [

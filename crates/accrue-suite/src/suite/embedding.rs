@@ -100,10 +100,9 @@ pub fn embed_dataset(
     ds: &Dataset,
     sample_rate: u32,
     batch: usize,
-    device: &Device,
 ) -> Result<Embedded> {
     let mut memo = ClipMemo::default();
-    memo.embed_missing(student, ds, sample_rate, batch, device)?;
+    memo.embed_missing(student, ds, sample_rate, batch)?;
     memo.gather(ds)
 }
 
@@ -126,7 +125,6 @@ impl ClipMemo {
         ds: &Dataset,
         sample_rate: u32,
         batch: usize,
-        device: &Device,
     ) -> Result<()> {
         let mut seen = HashSet::new();
         let missing: Vec<accrue_data::Example> = ds
@@ -166,13 +164,8 @@ impl ClipMemo {
                     .copied()
                     .collect();
                 let group = self.parts.len();
-                self.parts.push(embed_waveforms(
-                    student,
-                    &audio,
-                    rows.len(),
-                    rows.len(),
-                    device,
-                )?);
+                self.parts
+                    .push(embed_waveforms(student, &audio, rows.len(), rows.len())?);
                 for (j, &i) in rows.iter().enumerate() {
                     let file = sub.examples[b.examples[i]].audio.clone();
                     self.index.insert(file, (group, j));
@@ -324,8 +317,8 @@ pub fn load_any_model(
 /// [`MIN_EVAL_SAMPLES`] is zero-padded to it, as [`embed_files`] and [`embed_dataset`] pad;
 /// nothing else is padded, so every clip is processed exactly as on its own (a batch changes
 /// only the order of floating-point sums inside the kernels). Log-mels come from the process's
-/// memo (`accrue_audio::memo`) where an earlier pass computed them, and land on the device of
-/// the student's front end (`device` is kept for callers; the student's own device is used).
+/// memo (`accrue_audio::memo`) where an earlier pass computed them; the batches run on the
+/// student's device.
 ///
 /// # Errors
 /// `audio.len()` not a multiple of `rows`, shape errors.
@@ -334,7 +327,6 @@ pub fn embed_waveforms(
     audio: &[f32],
     rows: usize,
     batch: usize,
-    device: &Device,
 ) -> Result<Embedded> {
     if rows == 0 || audio.len() % rows != 0 {
         return Err(Error::Other(format!(
@@ -342,7 +334,6 @@ pub fn embed_waveforms(
             audio.len()
         )));
     }
-    let _ = device;
     let front = student.encoder.front_end();
     let mut acc = Acc::default();
     for (wave, n) in eval_rows(audio, rows, batch) {
@@ -578,13 +569,8 @@ impl<'a> Ctx<'a> {
                     self.clips.gather(&ds)?
                 }
                 _ => {
-                    self.clips.embed_missing(
-                        self.student,
-                        &ds,
-                        self.sample_rate,
-                        batch,
-                        &self.device,
-                    )?;
+                    self.clips
+                        .embed_missing(self.student, &ds, self.sample_rate, batch)?;
                     let e = self.clips.gather(&ds)?;
                     if let Some(f) = &file {
                         write_embedded(f, &e)?;
